@@ -1,0 +1,1 @@
+"""Shared logic of the weight-initialization study: params, data, initializers, model."""

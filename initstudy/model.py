@@ -1,0 +1,113 @@
+"""The seed's MobileNetV2, written out layer by layer, with the initializer on every conv."""
+import keras
+
+from initstudy.initializers import make_initializer
+
+ACTIVATIONS = ("relu6", "relu", "selu", "sigmoid", "tanh")
+
+# (expansion input channels, output channels, stride) of the 16 bottlenecks, as in the seed.
+BLOCKS = (
+    (16, 24, 2), (24, 24, 1),
+    (24, 32, 2), (32, 32, 1), (32, 32, 1),
+    (32, 64, 2), (64, 64, 1), (64, 64, 1), (64, 64, 1),
+    (64, 96, 1), (96, 96, 1), (96, 96, 1),
+    (96, 160, 2), (160, 160, 1), (160, 160, 1),
+    (160, 320, 1),
+)
+EXPANSION = 6
+
+
+class _Builder:
+    """Adds conv/BN/activation layers, each conv with its own freshly seeded initializer."""
+
+    def __init__(self, initializer, activation, seed, batch_norm, depthwise_fan):
+        self.initializer, self.activation = initializer, activation
+        self.seed, self.batch_norm, self.depthwise_fan = seed, batch_norm, depthwise_fan
+        self.n_kernels = 0
+
+    def _init(self, shape, depthwise=False):
+        self.n_kernels += 1
+        seed = self.seed * 1000 + self.n_kernels  # distinct per layer and per run seed
+        return make_initializer(self.initializer, seed, shape, depthwise, self.depthwise_fan)
+
+    def conv(self, x, filters, kernel, stride, name, padding="same"):
+        init = self._init((kernel, kernel, x.shape[-1], filters))
+        return keras.layers.Conv2D(filters, kernel, stride, padding, use_bias=False,
+                                   kernel_initializer=init, name=name)(x)
+
+    def depthwise(self, x, stride, name, padding="same"):
+        init = self._init((3, 3, x.shape[-1], 1), depthwise=True)
+        return keras.layers.DepthwiseConv2D(3, stride, padding, use_bias=False,
+                                            depthwise_initializer=init, name=name)(x)
+
+    def bn(self, x, name):
+        return keras.layers.BatchNormalization(name=name + "_bn")(x) if self.batch_norm else x
+
+    def act(self, x, name):
+        if self.activation == "relu6":
+            return keras.layers.ReLU(max_value=6, name=name + "_act")(x)
+        return keras.layers.Activation(self.activation, name=name + "_act")(x)
+
+    def bottleneck(self, x, index, out_ch, stride):
+        name = f"block{index}"
+        shortcut = x
+        keeps_shape = stride == 1 and x.shape[-1] == out_ch
+        x = self.conv(x, x.shape[-1] * EXPANSION, 1, 1, name + "_expand")
+        x = self.act(self.bn(x, name + "_expand"), name + "_expand")
+        if stride == 2:  # the seed pads bottom/right, then a 'valid' strided depthwise
+            x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=name + "_pad")(x)
+        x = self.depthwise(x, stride, name + "_dw", "valid" if stride == 2 else "same")
+        x = self.act(self.bn(x, name + "_dw"), name + "_dw")
+        x = self.conv(x, out_ch, 1, 1, name + "_project")
+        x = self.bn(x, name + "_project")
+        if keeps_shape:
+            x = keras.layers.Add(name=name + "_add")([x, shortcut])
+        return x
+
+
+def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed=0,
+                       input_size=None, input_mean=(127.5,) * 3, input_std=(127.5,) * 3,
+                       batch_norm=True, depthwise_fan="keras"):
+    """MobileNetV2 of the seed (2,270,794 parameters at 224px, 10 classes) on uint8 images.
+
+    The model takes images at their stored size (`input_size`) and resizes them itself, so
+    the resize runs on the accelerator and only small uint8 tensors leave the input pipeline.
+    """
+    input_size = input_size or image_size
+    b = _Builder(initializer, activation, seed, batch_norm, depthwise_fan)
+    inputs = keras.Input((input_size, input_size, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1.0, name="to_float")(inputs)
+    if image_size != input_size:
+        x = keras.layers.Resizing(image_size, image_size, name="resize")(x)
+    # Per-channel standardisation with the training split's statistics (from the manifest).
+    x = keras.layers.Rescaling([1 / s for s in input_std],
+                               [-m / s for m, s in zip(input_mean, input_std)],
+                               name="standardize")(x)
+
+    x = b.conv(x, 32, 3, 2, "stem_conv")
+    x = b.act(b.bn(x, "stem_conv"), "stem_conv")
+    x = b.depthwise(x, 1, "stem_dw")
+    x = b.act(b.bn(x, "stem_dw"), "stem_dw")
+    x = b.conv(x, 16, 1, 1, "stem_project")
+    x = b.bn(x, "stem_project")
+    for index, (_, out_ch, stride) in enumerate(BLOCKS, start=1):
+        x = b.bottleneck(x, index, out_ch, stride)
+    x = b.conv(x, 1280, 1, 1, "top_conv")
+    x = b.act(b.bn(x, "top_conv"), "top_conv")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    # The seed leaves the classifier at Keras' default initializer; we only seed it.
+    logits = keras.layers.Dense(num_classes, name="logits",
+                                kernel_initializer=keras.initializers.GlorotUniform(seed * 1000))(x)
+    return keras.Model(inputs, logits, name=f"mobilenet_v2_{initializer}_{activation}")
+
+
+def build_for_experiment(params, experiment, manifest, seed=None):
+    """The study's model for one experiment of params.yaml, sized by the prepared data."""
+    model = params["model"]
+    return build_mobilenet_v2(
+        len(manifest["classes"]), model["image_size"],
+        experiment["initializer"], experiment["activation"],
+        seed=params["train"]["seed"] if seed is None else seed,
+        input_size=manifest["image_shape"][0],
+        input_mean=manifest["channel_mean"], input_std=manifest["channel_std"],
+        batch_norm=model["batch_norm"], depthwise_fan=model["depthwise_fan"])

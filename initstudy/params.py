@@ -1,0 +1,90 @@
+"""params.yaml: loading, validation before any work, and one-line errors for the stages."""
+import os
+import re
+import sys
+
+import yaml
+
+from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
+from initstudy.model import ACTIVATIONS
+
+SOURCES = ("tfds", "folder")
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class StudyError(Exception):
+    """A problem the user can fix (a bad param, missing data); shown as one line."""
+
+
+def load_params(path="params.yaml"):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _int_at_least(section, key, minimum, name):
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise StudyError(f"{name}.{key} = {value!r}: must be an integer >= {minimum}")
+    return value
+
+
+def _one_of(value, allowed, name):
+    if value not in allowed:
+        raise StudyError(f"{name} = {value!r}: must be one of {', '.join(allowed)}")
+    return value
+
+
+def validate_prepare(params):
+    p = params["prepare"]
+    _one_of(p.get("source"), SOURCES, "prepare.source")
+    _int_at_least(p, "storage_size", 8, "prepare")
+    _int_at_least(p, "shards", 1, "prepare")
+    if p.get("max_per_class") is not None:
+        _int_at_least(p, "max_per_class", 1, "prepare")
+    if p["source"] == "folder":
+        folder = p.get("folder")
+        if not folder or not os.path.exists(folder):
+            raise StudyError(f"prepare.folder = {folder!r}: no such folder or .tar.gz "
+                             "(expected train/<class>/* and test/<class>/*)")
+    elif p.get("manual_dir") and not os.path.isdir(p["manual_dir"]):
+        raise StudyError(f"prepare.manual_dir = {p['manual_dir']!r}: no such folder "
+                         "(it should hold cifar-10-binary.tar.gz)")
+    return p
+
+
+def validate_experiment(params, name):
+    experiments = params.get("experiments") or {}
+    if name not in experiments:
+        raise StudyError(f"experiment {name!r} is not in params.yaml experiments: "
+                         f"{', '.join(experiments) or 'none'}")
+    if not EXPERIMENT_NAME.match(name):
+        raise StudyError(f"experiment name {name!r}: use letters, digits, '_' and '-' only")
+    exp = experiments[name] or {}
+    _one_of(exp.get("initializer"), INITIALIZERS, f"experiments.{name}.initializer")
+    _one_of(exp.get("activation"), ACTIVATIONS, f"experiments.{name}.activation")
+    return exp
+
+
+def validate_train(params, name):
+    """Checks model, train and one experiment; returns the experiment's settings."""
+    model, train = params["model"], params["train"]
+    _int_at_least(model, "image_size", 32, "model")
+    _one_of(model.get("depthwise_fan"), DEPTHWISE_FANS, "model.depthwise_fan")
+    if not isinstance(model.get("batch_norm"), bool):
+        raise StudyError(f"model.batch_norm = {model.get('batch_norm')!r}: must be true or false")
+    _int_at_least(train, "epochs", 1, "train")
+    _int_at_least(train, "batch_size", 1, "train")
+    _int_at_least(train, "seed", 0, "train")
+    lr = train.get("learning_rate")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise StudyError(f"train.learning_rate = {lr!r}: must be a number > 0")
+    return validate_experiment(params, name)
+
+
+def run_stage(main):
+    """Run a stage's main(); a StudyError becomes one line on stderr and exit status 2."""
+    try:
+        main()
+    except StudyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
