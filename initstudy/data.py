@@ -135,8 +135,9 @@ def read_tfds(name, data_dir=None, manual_dir=None, max_per_class=None, storage_
     classes = builder.info.features["label"].names
     splits = {}
     for split in SPLITS:
-        data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        images, labels = data["image"], data["label"].astype(np.int64)
+        batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(4096)))
+        images = np.concatenate([b["image"] for b in batches])
+        labels = np.concatenate([b["label"] for b in batches]).astype(np.int64)
         if max_per_class:
             keep = np.concatenate([np.flatnonzero(labels == c)[:max_per_class]
                                    for c in range(len(classes))])

@@ -1,8 +1,6 @@
 """Initializers by name, one seeded instance per layer, with Keras' or the true depthwise fan."""
 import math
 
-import keras
-
 # name -> (scale, fan mode, distribution) of keras.initializers.VarianceScaling,
 # exactly as keras.initializers.GlorotNormal, HeNormal, LecunNormal, ... define them.
 VARIANCE_SCALING = {
@@ -42,6 +40,8 @@ def expected_std(name, shape, depthwise=False, depthwise_fan="keras"):
 
 def make_initializer(name, seed, shape=None, depthwise=False, depthwise_fan="keras"):
     """A fresh initializer instance (never share one: Keras 3 would repeat its weights)."""
+    import keras  # here, so that validating names never pays for importing TensorFlow
+
     if name == "random_normal":
         return keras.initializers.RandomNormal(stddev=RANDOM_NORMAL_STD, seed=seed)
     scale, mode, distribution = VARIANCE_SCALING[name]

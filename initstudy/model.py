@@ -3,8 +3,6 @@ import keras
 
 from initstudy.initializers import make_initializer
 
-ACTIVATIONS = ("relu6", "relu", "selu", "sigmoid", "tanh")
-
 # (expansion input channels, output channels, stride) of the 16 bottlenecks, as in the seed.
 BLOCKS = (
     (16, 24, 2), (24, 24, 1),

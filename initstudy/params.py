@@ -6,9 +6,9 @@ import sys
 import yaml
 
 from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
-from initstudy.model import ACTIVATIONS
 
 SOURCES = ("tfds", "folder")
+ACTIVATIONS = ("relu6", "relu", "selu", "sigmoid", "tanh")  # relu6 = ReLU(max_value=6)
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -83,6 +83,7 @@ def validate_train(params, name):
 
 def run_stage(main):
     """Run a stage's main(); a StudyError becomes one line on stderr and exit status 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines drown the log
     try:
         main()
     except StudyError as e:

@@ -1,0 +1,115 @@
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from initstudy import data
+from initstudy.params import StudyError
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck"]
+
+
+def read_back(prepared, manifest, split):
+    images, labels = [], []
+    for x, y in data.make_dataset(prepared, manifest, split, batch_size=128):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_mini_archive_round_trip(mini_archive, tmp_path):
+    classes, splits = data.read_image_folder(mini_archive, storage_size=32)
+    out = str(tmp_path / "prepared")
+    manifest = data.write_prepared(classes, splits, out, num_shards=3,
+                                   source={"folder": mini_archive})
+    assert manifest["classes"] == CLASSES
+    assert manifest["image_shape"] == [32, 32, 3]
+    assert manifest["splits"]["train"]["count"] == 2000
+    assert manifest["splits"]["test"]["per_class"] == {c: 50 for c in CLASSES}
+    assert json.load(open(os.path.join(out, "manifest.json"))) == manifest
+    for shard in manifest["splits"]["train"]["shards"]:
+        assert data._sha256(os.path.join(out, shard["file"])) == shard["sha256"]
+    assert not os.path.exists(out + ".tmp")
+
+    images, labels = read_back(out, manifest, "test")
+    assert images.shape == (500, 32, 32, 3) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [50] * 10
+    # pixels: the shards hold exactly what PIL decodes from the archive's JPEG files
+    with tarfile.open(mini_archive) as tar:
+        for cls, index in [("bird", "0007"), ("truck", "0049")]:
+            raw = tar.extractfile(f"test/{cls}/{index}.jpg").read()
+            want = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+            got = images[labels == CLASSES.index(cls)][int(index)]
+            np.testing.assert_array_equal(got, want)
+
+
+def test_shuffled_reading_is_seeded(mini_archive, tmp_path):
+    classes, splits = data.read_image_folder(mini_archive, 32, max_per_class=10)
+    out = str(tmp_path / "prepared")
+    manifest = data.write_prepared(classes, splits, out, 2, {})
+    first = [y.numpy() for _, y in data.make_dataset(out, manifest, "train", 100, shuffle_seed=1)]
+    again = [y.numpy() for _, y in data.make_dataset(out, manifest, "train", 100, shuffle_seed=1)]
+    other = [y.numpy() for _, y in data.make_dataset(out, manifest, "train", 100, shuffle_seed=2)]
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(other))
+    assert sorted(np.concatenate(first).tolist()) == sorted(splits["train"][1].tolist())
+
+
+def make_folder(root, layout, size=(20, 12), mode="RGB"):
+    """An image folder {split: {class: n}} of random images of any size and mode."""
+    rng = np.random.default_rng(0)
+    for split, classes in layout.items():
+        for cls, n in classes.items():
+            os.makedirs(root / split / cls, exist_ok=True)
+            for i in range(n):
+                pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+                Image.fromarray(pixels).convert(mode).save(root / split / cls / f"{i}.png")
+    return str(root)
+
+
+def test_image_folder_of_any_size_and_mode_is_resized_to_storage_size(tmp_path):
+    folder = make_folder(tmp_path, {"train": {"b": 3, "a": 2}, "test": {"a": 1, "b": 1}},
+                         mode="L")
+    classes, splits = data.read_image_folder(folder, storage_size=16)
+    assert classes == ["a", "b"]
+    assert splits["train"][0].shape == (5, 16, 16, 3)
+    assert splits["train"][1].tolist() == [0, 0, 1, 1, 1]
+
+
+def test_folder_with_different_classes_is_refused(tmp_path):
+    folder = make_folder(tmp_path, {"train": {"a": 1, "b": 1}, "test": {"a": 1, "c": 1}})
+    with pytest.raises(StudyError, match="different classes.*b, c"):
+        data.read_image_folder(folder, 16)
+
+
+def test_corrupt_image_is_named(tmp_path):
+    folder = make_folder(tmp_path, {"train": {"a": 1}, "test": {"a": 1}})
+    (tmp_path / "train" / "a" / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(StudyError, match="broken.jpg"):
+        data.read_image_folder(folder, 16)
+
+
+def test_tfds_path_with_mocked_cifar10(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data, "_can_reach", lambda url: True)
+    with tfds.testing.mock_data(num_examples=40):
+        classes, splits = data.read_tfds("cifar10", max_per_class=2)
+    assert len(classes) == 10  # the mock keeps the label count, not CIFAR-10's names
+    images, labels = splits["train"]
+    assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
+    assert np.bincount(labels, minlength=10).max() <= 2
+
+
+def test_tfds_without_network_fails_fast_naming_the_offline_options(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "_can_reach", lambda url: False)
+    with pytest.raises(StudyError) as error:
+        data.read_tfds("cifar10", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "no network" in message and "manual_dir" in message and "folder" in message
+    assert "\n" not in message

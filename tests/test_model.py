@@ -1,0 +1,76 @@
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from initstudy.initializers import expected_std
+from initstudy.model import BLOCKS, build_mobilenet_v2
+
+
+def kernels(model):
+    """(layer, kernel array, is depthwise) for every conv and depthwise layer."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            yield layer, layer.kernel.numpy(), True
+        elif isinstance(layer, keras.layers.Conv2D):
+            yield layer, layer.kernel.numpy(), False
+
+
+def count(model, cls):
+    return sum(type(layer) is cls for layer in model.layers)
+
+
+def test_seed_model_has_the_published_parameter_count():
+    model = build_mobilenet_v2(10, 224, "he_normal", "relu6")
+    assert model.count_params() == 2_270_794
+    assert model.output_shape == (None, 10)
+
+
+def test_layer_structure_follows_the_seed():
+    model = build_mobilenet_v2(10, 224, "glorot_normal", "relu6", input_size=32)
+    convs = list(kernels(model))
+    # stem conv + stem depthwise + stem project, 3 per bottleneck, the 1280 top conv
+    assert len(convs) == 3 + 3 * len(BLOCKS) + 1 == 52
+    assert count(model, keras.layers.BatchNormalization) == 52
+    assert count(model, keras.layers.ReLU) == 2 + 2 * len(BLOCKS) + 1
+    assert all(layer.max_value == 6 for layer in model.layers if isinstance(layer, keras.layers.ReLU))
+    assert count(model, keras.layers.Add) == 10  # blocks that keep their shape
+    assert count(model, keras.layers.ZeroPadding2D) == 4  # the stride-2 blocks 1, 3, 6, 13
+    assert all(not layer.use_bias for layer, _, _ in convs)
+    assert model.get_layer("resize").output.shape[1:3] == (224, 224)
+    assert model.get_layer("top_conv").output.shape[1:] == (7, 7, 1280)
+    assert model.get_layer("block16_project").output.shape[-1] == 320
+
+
+def test_selu_and_no_batch_norm_variants():
+    model = build_mobilenet_v2(10, 32, "lecun_normal", "selu", batch_norm=False)
+    assert count(model, keras.layers.BatchNormalization) == 0
+    assert count(model, keras.layers.ReLU) == 0
+    acts = [layer for layer in model.layers if isinstance(layer, keras.layers.Activation)]
+    assert len(acts) == 35 and all(a.activation.__name__ == "selu" for a in acts)
+
+
+@pytest.mark.parametrize("initializer", ["random_normal", "glorot_normal", "he_normal",
+                                         "lecun_normal", "he_uniform"])
+@pytest.mark.parametrize("depthwise_fan", ["keras", "true"])
+def test_every_kernel_std_matches_its_formula(initializer, depthwise_fan):
+    model = build_mobilenet_v2(10, 32, initializer, "relu6", depthwise_fan=depthwise_fan)
+    for layer, kernel, depthwise in kernels(model):
+        want = expected_std(initializer, kernel.shape, depthwise, depthwise_fan)
+        # sampling error of a std from n draws is about std / sqrt(2n); allow 5 of them
+        tolerance = 5 / np.sqrt(2 * kernel.size)
+        assert abs(kernel.std() / want - 1) < tolerance, (layer.name, kernel.std(), want)
+        assert abs(kernel.mean()) < 5 * want / np.sqrt(kernel.size), layer.name
+
+
+def test_no_two_layers_share_weights_and_seeds_change_them():
+    model = build_mobilenet_v2(10, 32, "he_normal", "relu6", seed=0)
+    weights = [k for _, k, _ in kernels(model)]
+    for a, b in itertools.combinations(weights, 2):
+        if a.shape == b.shape:
+            assert not np.array_equal(a, b)
+    again = [k for _, k, _ in kernels(build_mobilenet_v2(10, 32, "he_normal", "relu6", seed=0))]
+    other = [k for _, k, _ in kernels(build_mobilenet_v2(10, 32, "he_normal", "relu6", seed=1))]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, again))
+    assert not any(np.array_equal(a, b) for a, b in zip(weights, other))
