@@ -216,9 +216,27 @@ def load_manifest(prepared_dir):
         return json.load(f)
 
 
-def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None):
-    """Batches of (uint8 images, int32 labels) from the shards: parallel reads, the
-    serialized records cached in memory, seeded shuffling, parsing per batch, prefetch."""
+def verify_shards(prepared_dir, manifest):
+    """Refuses shards that were truncated or changed since prepare wrote the manifest."""
+    for split, info in manifest["splits"].items():
+        if sum(s["count"] for s in info["shards"]) != info["count"]:
+            raise StudyError(f"{prepared_dir}/{MANIFEST}: {split} shard counts do not add up "
+                             f"to {info['count']}; re-run prepare (dvc repro -f prepare)")
+        for shard in info["shards"]:
+            path = os.path.join(prepared_dir, shard["file"])
+            if not os.path.exists(path) or _sha256(path) != shard["sha256"]:
+                raise StudyError(f"shard {path} is missing, truncated or changed (sha256 differs "
+                                 "from the manifest); restore it with dvc checkout or re-run prepare")
+
+
+def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, epochs=(0, 1)):
+    """Batches of (uint8 images, int32 labels) from the shards: parallel reads, records
+    cached in memory, parsing per batch, prefetch.
+
+    With a shuffle_seed, epochs (first, end) are yielded back to back, each shuffled by
+    (seed, epoch) alone, so a run resumed at epoch k sees the batches an uninterrupted run
+    would have seen.
+    """
     import tensorflow as tf
 
     info = manifest["splits"][split]
@@ -232,9 +250,15 @@ def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None):
         images = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), [-1, *shape])
         return images, tf.cast(ex["label"], tf.int32)
 
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=len(files)).cache()
-    ds = ds.apply(tf.data.experimental.assert_cardinality(info["count"]))  # Keras sees epochs
-    if shuffle_seed is not None:
-        ds = ds.shuffle(info["count"], seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    records = tf.data.TFRecordDataset(files, num_parallel_reads=len(files)).cache()
+    records = records.apply(tf.data.experimental.assert_cardinality(info["count"]))
+    if shuffle_seed is None:
+        batches = records.batch(batch_size)
+    else:
+        # Python-int seeds per epoch: op determinism refuses tensor seeds.
+        per_epoch = [records.shuffle(info["count"], seed=shuffle_seed * 100_003 + epoch)
+                     .batch(batch_size) for epoch in range(*epochs)]
+        batches = per_epoch[0]
+        for more in per_epoch[1:]:
+            batches = batches.concatenate(more)
+    return batches.map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

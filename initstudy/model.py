@@ -99,13 +99,13 @@ def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed
     return keras.Model(inputs, logits, name=f"mobilenet_v2_{initializer}_{activation}")
 
 
-def build_for_experiment(params, experiment, manifest, seed=None):
+def build_for_experiment(params, experiment, manifest, seed):
     """The study's model for one experiment of params.yaml, sized by the prepared data."""
     model = params["model"]
     return build_mobilenet_v2(
         len(manifest["classes"]), model["image_size"],
         experiment["initializer"], experiment["activation"],
-        seed=params["train"]["seed"] if seed is None else seed,
+        seed=seed,
         input_size=manifest["image_shape"][0],
         input_mean=manifest["channel_mean"], input_std=manifest["channel_std"],
         batch_norm=model["batch_norm"], depthwise_fan=model["depthwise_fan"])

@@ -65,8 +65,16 @@ def validate_experiment(params, name):
     return exp
 
 
-def validate_train(params, name):
-    """Checks model, train and one experiment; returns the experiment's settings."""
+def validate_seeds(params):
+    seeds = params["train"].get("seeds")
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise StudyError(f"train.seeds = {seeds!r}: must be a list of distinct integers >= 0")
+    return seeds
+
+
+def validate_train(params, name, seed=None):
+    """Checks model, train and one experiment (and seed); returns the experiment's settings."""
     model, train = params["model"], params["train"]
     _int_at_least(model, "image_size", 32, "model")
     _one_of(model.get("depthwise_fan"), DEPTHWISE_FANS, "model.depthwise_fan")
@@ -74,10 +82,12 @@ def validate_train(params, name):
         raise StudyError(f"model.batch_norm = {model.get('batch_norm')!r}: must be true or false")
     _int_at_least(train, "epochs", 1, "train")
     _int_at_least(train, "batch_size", 1, "train")
-    _int_at_least(train, "seed", 0, "train")
     lr = train.get("learning_rate")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise StudyError(f"train.learning_rate = {lr!r}: must be a number > 0")
+    seeds = validate_seeds(params)
+    if seed is not None and str(seed) not in map(str, seeds):
+        raise StudyError(f"seed {seed!r} is not in train.seeds = {seeds}")
     return validate_experiment(params, name)
 
 

@@ -1,114 +1,180 @@
-"""report: the seed's table for our runs (markdown + JSON), per-epoch curves and plots."""
-import json
+"""report: the seed's table for our runs with 95% intervals across seeds, pairwise tests,
+the seed's published numbers beside ours, per-epoch curves and plots."""
 import os
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from initstudy.files import atomic, read_json, write_json, write_text  # noqa: E402
 from initstudy.params import load_params, run_stage  # noqa: E402
+from initstudy.stats import pairwise  # noqa: E402
 
 OUT = "report"
-# The seed's published final-epoch numbers (CIFAR-10 via tfds, 224x224; it says 5 or 10 epochs).
+# The seed's published final-epoch numbers: CIFAR-10 from tfds at 224x224, one run each,
+# 5 or 10 epochs (the post says both), batch size and learning rate not stated.
 SEED_TABLE = {
     "random_normal": ("random_normal", "relu6", 0.8434, 0.7788, 0.7016),
     "glorot_normal": ("glorot_normal", "relu6", 0.8459, 0.8206, 0.5632),
     "he_normal": ("he_normal", "relu6", 0.8408, 0.7348, 0.8109),
     "lecun_normal": ("lecun_normal", "selu", 0.7345, 0.6193, 1.1013),
 }
+CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
 
 
-def load_runs(params):
-    runs = []
+def load_experiments(params):
+    experiments = []
     for name, exp in params["experiments"].items():
-        with open(os.path.join("metrics", f"{name}.json")) as f:
-            metrics = json.load(f)
-        with open(os.path.join("models", name, "history.json")) as f:
-            history = json.load(f)["history"]
-        runs.append({"experiment": name, **exp, **metrics, "history": history})
-    return runs
+        runs = read_json(os.path.join("eval", name, "runs.json"))
+        histories = [read_json(os.path.join("models", name, f"seed{r['seed']}", "history.json"))
+                     for r in runs if not r["diverged"]]
+        experiments.append({"experiment": name, **exp,
+                            **read_json(os.path.join("metrics", f"{name}.json")),
+                            "runs": runs, "curve": mean_curve(histories)})
+    return experiments
 
 
-def markdown_table(params, runs):
-    p, m = params["prepare"], params["model"]
-    source = p["folder"] if p["source"] == "folder" else f"tfds {p['tfds_name']}"
-    lines = [
-        "# Weight-initialization study: results",
-        "",
-        f"Ours: {source}, {m['image_size']}x{m['image_size']}, "
-        f"{params['train']['epochs']} epochs, batch {params['train']['batch_size']}, "
-        f"SGD lr {params['train']['learning_rate']}, seed {params['train']['seed']}, "
-        f"batch_norm {m['batch_norm']}, depthwise_fan {m['depthwise_fan']}. "
-        "Validation = the test split, as in the seed.",
-        "",
-        "| experiment | initializer | activation | train acc | val acc | val loss | epochs |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in runs:
-        lines.append(f"| {r['experiment']} | {r['initializer']} | {r['activation']} | "
-                     f"{r['train_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
-                     f"{r['test_loss']:.4f} | {r['epochs']} |")
-    lines += [
-        "",
-        "The seed's published table (CIFAR-10 from tfds, 224x224, 5-10 epochs on Colab, "
-        "one run each; its batch size and learning rate are not stated):",
-        "",
-        "| experiment | initializer | activation | train acc | val acc | val loss |",
-        "|---|---|---|---|---|---|",
-    ]
+def mean_curve(histories):
+    """Per-epoch mean over the runs that did not diverge."""
+    if not histories:
+        return []
+    epochs = min(len(h["history"]) for h in histories)
+    return [{"epoch": e + 1, **{k: float(np.mean([h["history"][e][k] for h in histories]))
+                                for k in CURVE_KEYS}} for e in range(epochs)]
+
+
+def fmt(x, spec=".4f"):
+    return "-" if x is None else format(x, spec)
+
+
+def interval(lo, hi):
+    return "-" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
+
+
+def setting_line(params):
+    p, m, t = params["prepare"], params["model"], params["train"]
+    source = f"image folder {os.path.basename(p['folder'])}" if p["source"] == "folder" \
+        else f"tfds {p['tfds_name']}"
+    subset = f", first {p['max_per_class']} images per class" if p["max_per_class"] else ""
+    return (f"{source}{subset}, {m['image_size']}x{m['image_size']}, {t['epochs']} epochs, "
+            f"batch {t['batch_size']}, plain SGD lr {t['learning_rate']}, seeds {t['seeds']}, "
+            f"batch_norm {m['batch_norm']}, depthwise_fan {m['depthwise_fan']}")
+
+
+def verdicts(tests, seeds):
+    if seeds < 2:
+        return ["With one seed per experiment there is no estimate of run-to-run noise, so no "
+                "difference below can be called real; set `train.seeds` to 3 or more."]
+    lines = []
+    for t in tests:
+        if t["p_holm"] is None:
+            continue
+        better, worse = (t["a"], t["b"]) if t["diff"] > 0 else (t["b"], t["a"])
+        if t["significant"]:
+            lines.append(f"- **{better}** beats {worse} by {abs(t['diff']):.4f} test accuracy "
+                         f"(95% CI of {t['a']} - {t['b']}: {interval(t['ci_low'], t['ci_high'])}, "
+                         f"Holm-adjusted p = {t['p_holm']:.3g}): a real difference at these seeds.")
+        else:
+            lines.append(f"- {t['a']} vs {t['b']}: {t['diff']:+.4f} "
+                         f"(95% CI {interval(t['ci_low'], t['ci_high'])}, Holm-adjusted "
+                         f"p = {t['p_holm']:.3g}): not distinguishable from run-to-run noise.")
+    return lines
+
+
+def markdown(params, experiments, tests):
+    seeds = len(params["train"]["seeds"])
+    lines = ["# Weight-initialization study: results", "",
+             f"Ours: {setting_line(params)}. Validation = the test split, as in the seed. "
+             f"Mean over {seeds} seed(s); 95% t-interval of the mean.", "",
+             "| experiment | initializer | activation | train acc | val acc | val acc 95% CI "
+             "| val loss | val loss 95% CI | seeds | diverged |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in experiments:
+        lines.append(
+            f"| {e['experiment']} | {e['initializer']} | {e['activation']} | "
+            f"{fmt(e['train_accuracy'])} | {fmt(e['test_accuracy'])} | "
+            f"{interval(e['test_accuracy_ci95_low'], e['test_accuracy_ci95_high'])} | "
+            f"{fmt(e['test_loss'])} | {interval(e['test_loss_ci95_low'], e['test_loss_ci95_high'])} "
+            f"| {e['seeds']} | {e['diverged']} |")
+    lines += ["", "## Which differences are real",
+              "", "Welch's t-test on test accuracy across seeds for every pair, p-values "
+              "Holm-corrected for the number of pairs, significant at 0.05.", ""]
+    lines += verdicts(tests, seeds)
+    if seeds >= 2:
+        lines += ["", "| a | b | a - b | 95% CI | p (Welch) | p (Holm) | significant |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['a']} | {t['b']} | {t['diff']:+.4f} | {interval(t['ci_low'], t['ci_high'])}"
+                  f" | {fmt(t['p'], '.3g')} | {fmt(t['p_holm'], '.3g')} | "
+                  f"{'yes' if t['significant'] else 'no'} |" for t in tests]
+    lines += ["", "## The seed's published numbers, for comparison", "",
+              "CIFAR-10 from tfds (genuine, not a JPEG re-encode), 224x224, 5 or 10 epochs "
+              "(the post says both), one run each, batch size and learning rate not stated. "
+              "Where our settings above differ, the numbers are not comparable one to one.", "",
+              "| experiment | initializer | activation | train acc | val acc | val loss |",
+              "|---|---|---|---|---|---|"]
     for name, (init, act, tr, va, vl) in SEED_TABLE.items():
         lines.append(f"| {name} | {init} | {act} | {tr:.4f} | {va:.4f} | {vl:.4f} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(runs, key, ylabel, path):
+def save(fig, path):
+    fig.tight_layout()
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def label(e):
+    return e["experiment"] + (f" ({e['diverged']} diverged run(s) left out)" if e["diverged"] else "")
+
+
+def plot_curves(experiments, key, ylabel, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, r in enumerate(runs):
-        epochs = [h["epoch"] for h in r["history"]]
-        color = f"C{i}"
-        ax.plot(epochs, [h[key] for h in r["history"]], "--", color=color, alpha=0.6,
-                label=f"{r['experiment']} (train)")
-        ax.plot(epochs, [h["val_" + key] for h in r["history"]], "-o", color=color,
-                label=f"{r['experiment']} (test)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    for i, e in enumerate(experiments):
+        epochs = [h["epoch"] for h in e["curve"]]
+        ax.plot(epochs, [h[key] for h in e["curve"]], "--", color=f"C{i}", alpha=0.6)
+        ax.plot(epochs, [h["val_" + key] for h in e["curve"]], "-o", color=f"C{i}", label=label(e))
+    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}: test (solid) and train (dashed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
-def plot_test_accuracy(runs, path):
+def plot_test_accuracy(experiments, path):
     fig, ax = plt.subplots(figsize=(7, 4))
-    names = [r["experiment"] for r in runs]
-    values = [r["test_accuracy"] for r in runs]
-    bars = ax.bar(names, values, color=[f"C{i}" for i in range(len(runs))])
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylabel("final test accuracy")
-    ax.set_ylim(0, 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    names = [e["experiment"] for e in experiments]
+    means = [e["test_accuracy"] or 0 for e in experiments]
+    errors = [[m - (e["test_accuracy_ci95_low"] or m) for m, e in zip(means, experiments)],
+              [(e["test_accuracy_ci95_high"] or m) - m for m, e in zip(means, experiments)]]
+    bars = ax.bar(names, means, yerr=errors, capsize=6,
+                  color=[f"C{i}" for i in range(len(experiments))])
+    ax.bar_label(bars, labels=["diverged" if e["test_accuracy"] is None else
+                               f"{e['test_accuracy']:.3f}" for e in experiments], padding=8)
+    ax.set(ylabel="final test accuracy (mean, 95% CI)", ylim=(0, 1))
+    save(fig, path)
 
 
 def main():
     params = load_params()
-    runs = load_runs(params)
+    experiments = load_experiments(params)
+    groups = {e["experiment"]: [r["test_accuracy"] for r in e["runs"] if not r["diverged"]]
+              for e in experiments}
+    tests = pairwise({k: v for k, v in groups.items() if v})
     os.makedirs(OUT, exist_ok=True)
-    summary = [{k: v for k, v in r.items() if k != "history"} for r in runs]
-    history = [{"experiment": r["experiment"], **h} for r in runs for h in r["history"]]
-    with open(os.path.join(OUT, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(OUT, "history.json"), "w") as f:
-        json.dump(history, f, indent=1)
-    with open(os.path.join(OUT, "summary.md"), "w") as f:
-        f.write(markdown_table(params, runs))
-    plot_curves(runs, "accuracy", "accuracy", os.path.join(OUT, "accuracy.png"))
-    plot_curves(runs, "loss", "cross-entropy loss", os.path.join(OUT, "loss.png"))
-    plot_test_accuracy(runs, os.path.join(OUT, "test_accuracy.png"))
-    print(open(os.path.join(OUT, "summary.md")).read())
+    write_json(os.path.join(OUT, "summary.json"), {
+        "settings": setting_line(params),
+        "experiments": [{k: v for k, v in e.items() if k != "curve"} for e in experiments],
+        "pairwise_test_accuracy": tests})
+    write_json(os.path.join(OUT, "history.json"),
+               [{"experiment": e["experiment"], **h} for e in experiments for h in e["curve"]], 1)
+    text = markdown(params, experiments, tests)
+    write_text(os.path.join(OUT, "summary.md"), text)
+    plot_curves(experiments, "accuracy", "accuracy", os.path.join(OUT, "accuracy.png"))
+    plot_curves(experiments, "loss", "cross-entropy loss", os.path.join(OUT, "loss.png"))
+    plot_test_accuracy(experiments, os.path.join(OUT, "test_accuracy.png"))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def test_missing_data_folder():
 
 
 @pytest.mark.parametrize("stage,args,edit,pattern", [
-    ("train", ["he_normal"], ("train", "epochs", 0), "train.epochs = 0"),
-    ("train", ["nope"], None, "experiment 'nope' is not in params.yaml"),
+    ("train", ["he_normal", "0"], ("train", "epochs", 0), "train.epochs = 0"),
+    ("train", ["nope", "0"], None, "experiment 'nope' is not in params.yaml"),
+    ("train", ["he_normal", "0"], ("train", "seeds", [0, "one"]), "train.seeds = [0, 'one']"),
+    ("evaluate", ["he_normal"], ("train", "seeds", 3), "train.seeds = 3"),
     ("prepare", [], ("prepare", "folder", "/missing"), "prepare.folder = '/missing'"),
 ])
 def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edit, pattern):

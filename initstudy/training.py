@@ -1,0 +1,119 @@
+"""One training run (experiment x seed): resumable, divergence-aware, bit-for-bit on a CPU."""
+import glob
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+
+from initstudy.data import make_dataset
+from initstudy.files import read_json, write_json
+
+CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
+
+
+def run_key(params, experiment, seed, manifest):
+    """Names the checkpoint of a run: everything its result depends on, code included."""
+    code = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py"))):
+        with open(path, "rb") as f:
+            code.update(f.read())
+    inputs = {"model": params["model"], "experiment": experiment, "seed": seed,
+              "train": {k: v for k, v in params["train"].items() if k != "seeds"},
+              "shards": {s: [x["sha256"] for x in v["shards"]]
+                         for s, v in manifest["splits"].items()},
+              "code": code.hexdigest()}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def train_run(params, name, experiment, seed, manifest, prepared, out):
+    """Trains one run into `out` (model.keras, history.json, live/), resuming from its
+    checkpoint when an earlier attempt with the same inputs was interrupted."""
+    import keras
+    import tensorflow as tf
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    from initstudy.model import build_for_experiment
+
+    train = params["train"]
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()  # same params + seed -> same weights
+
+    ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(params, experiment, seed, manifest)}")
+    state = {"epochs": [], "train_seconds": []}
+    os.makedirs(out, exist_ok=True)
+    live_dir = os.path.join(out, "live")
+    if os.path.exists(os.path.join(ckpt, "state.json")):
+        state = read_json(os.path.join(ckpt, "state.json"))
+        model = keras.models.load_model(os.path.join(ckpt, "model.keras"))
+        shutil.copytree(os.path.join(ckpt, "live"), live_dir, dirs_exist_ok=True)
+        print(f"resuming {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
+    else:
+        model = build_for_experiment(params, experiment, manifest, seed=seed)
+        model.compile(optimizer=keras.optimizers.SGD(train["learning_rate"]),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    start = len(state["epochs"])
+    live = Live(live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    if start:
+        live.step = start  # DVCLive's resume would restart at 0 after a single epoch
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Times each epoch's training (not its validation) and saves a resumable state."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_test_begin(self, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+        def on_epoch_end(self, epoch, logs=None):
+            state["epochs"].append({"epoch": epoch + 1,
+                                    **{k: finite_or_none(v) for k, v in logs.items()}})
+            state["train_seconds"].append(self.seconds)
+            tmp = ckpt + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            self.model.save(os.path.join(tmp, "model.keras"))
+            shutil.copytree(live_dir, os.path.join(tmp, "live"))
+            write_json(os.path.join(tmp, "state.json"), state)
+            shutil.rmtree(ckpt, ignore_errors=True)
+            os.replace(tmp, ckpt)
+
+    count = manifest["splits"]["train"]["count"]
+    steps = math.ceil(count / train["batch_size"])
+    if start < train["epochs"]:
+        print(f"training {name} seed {seed}: {experiment['initializer']} + "
+              f"{experiment['activation']}, epochs {start + 1}-{train['epochs']} of {count} images")
+        train_ds = make_dataset(prepared, manifest, "train", train["batch_size"], seed,
+                                epochs=(start, train["epochs"]))
+        test_ds = make_dataset(prepared, manifest, "test", train["batch_size"])
+        # DVCLive before Checkpoint, so that the checkpoint holds this epoch's live/ files.
+        model.fit(train_ds, epochs=train["epochs"], initial_epoch=start, steps_per_epoch=steps,
+                  validation_data=test_ds, verbose=2,
+                  callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live),
+                             Checkpoint()])
+    else:
+        live.end()
+
+    epochs = state["epochs"]
+    diverged = next((e["epoch"] for e in epochs if e["loss"] is None), None)
+    finite = [e for e in epochs if all(v is not None for v in e.values())]
+    model.save(os.path.join(out, "model.keras"))
+    write_json(os.path.join(out, "history.json"), {
+        "experiment": name, **experiment, "seed": seed,
+        "epochs": len(epochs), "diverged": diverged is not None, "diverged_epoch": diverged,
+        "last_finite": finite[-1] if finite else None,
+        "train_seconds": sum(state["train_seconds"]),
+        "images_per_second": count * len(epochs) / sum(state["train_seconds"]),
+        "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
+        "history": epochs})
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return diverged
