@@ -34,6 +34,11 @@ def _one_of(value, allowed, name):
     return value
 
 
+def fan_name(value):
+    """YAML reads an unquoted `true` as a boolean; the fan option means the word."""
+    return "true" if value is True else value
+
+
 def validate_prepare(params):
     p = params["prepare"]
     _one_of(p.get("source"), SOURCES, "prepare.source")
@@ -77,7 +82,8 @@ def validate_train(params, name, seed=None):
     """Checks model, train and one experiment (and seed); returns the experiment's settings."""
     model, train = params["model"], params["train"]
     _int_at_least(model, "image_size", 32, "model")
-    _one_of(model.get("depthwise_fan"), DEPTHWISE_FANS, "model.depthwise_fan")
+    model["depthwise_fan"] = fan_name(model.get("depthwise_fan"))
+    _one_of(model["depthwise_fan"], DEPTHWISE_FANS, "model.depthwise_fan")
     if not isinstance(model.get("batch_norm"), bool):
         raise StudyError(f"model.batch_norm = {model.get('batch_norm')!r}: must be true or false")
     _int_at_least(train, "epochs", 1, "train")
@@ -89,6 +95,32 @@ def validate_train(params, name, seed=None):
     if seed is not None and str(seed) not in map(str, seeds):
         raise StudyError(f"seed {seed!r} is not in train.seeds = {seeds}")
     return validate_experiment(params, name)
+
+
+def validate_diagnostics(params):
+    diag = params["diagnostics"]
+    _int_at_least(diag, "images", 2, "diagnostics")
+    _int_at_least(diag, "seed", 0, "diagnostics")
+    return diag
+
+
+def validate_grid(params):
+    """The step-0 grid's axes: every value must be one the model knows."""
+    validate_diagnostics(params)
+    grid = params["grid"]
+    _int_at_least(grid, "image_size", 32, "grid")
+    if isinstance(grid.get("depthwise_fan"), list):
+        grid["depthwise_fan"] = [fan_name(v) for v in grid["depthwise_fan"]]
+    for key, allowed in (("activations", ACTIVATIONS), ("initializers", INITIALIZERS),
+                         ("depthwise_fan", DEPTHWISE_FANS), ("batch_norm", (True, False))):
+        values = grid.get(key)
+        if not isinstance(values, list) or not values:
+            raise StudyError(f"grid.{key} = {values!r}: must be a non-empty list")
+        for v in values:
+            if v not in allowed or (isinstance(v, bool) != isinstance(allowed[0], bool)):
+                raise StudyError(f"grid.{key} has {v!r}: allowed are "
+                                 f"{', '.join(str(a).lower() if isinstance(a, bool) else a for a in allowed)}")
+    return grid
 
 
 def run_stage(main):

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from initstudy.files import atomic, read_json, write_json, write_text  # noqa: E402
-from initstudy.params import load_params, run_stage  # noqa: E402
+from initstudy.params import fan_name, load_params, run_stage  # noqa: E402
 from initstudy.stats import pairwise  # noqa: E402
 
 OUT = "report"
@@ -22,6 +22,10 @@ SEED_TABLE = {
     "lecun_normal": ("lecun_normal", "selu", 0.7345, 0.6193, 1.1013),
 }
 CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+# The seed's closing table: which initializer goes with which activation.
+SEED_ADVICE = {"sigmoid": "glorot_normal", "tanh": "glorot_normal", "relu": "he_normal",
+               "relu6": "he_normal", "selu": "lecun_normal"}
+GRID = os.path.join("grid", "cells.tsv")
 
 
 def load_experiments(params):
@@ -98,6 +102,14 @@ def markdown(params, experiments, tests):
             f"{interval(e['test_accuracy_ci95_low'], e['test_accuracy_ci95_high'])} | "
             f"{fmt(e['test_loss'])} | {interval(e['test_loss_ci95_low'], e['test_loss_ci95_high'])} "
             f"| {e['seeds']} | {e['diverged']} |")
+    lines += ["", "## At initialization (step 0, one batch, before any training)", "",
+              "| experiment | last/first signal std | first/last gradient std | "
+              "min signal std | dead units (ReLU family) |", "|---|---|---|---|---|"]
+    for e in experiments:
+        h = e["step0_headline"]
+        lines.append(f"| {e['experiment']} | {fmt(h['signal_ratio'], '.3g')} | "
+                     f"{fmt(h['gradient_ratio'], '.3g')} | {fmt(h['min_signal_std'], '.3g')} | "
+                     f"{fmt(h['dead_units'], '.3f')} |")
     lines += ["", "## Which differences are real",
               "", "Welch's t-test on test accuracy across seeds for every pair, p-values "
               "Holm-corrected for the number of pairs, significant at 0.05.", ""]
@@ -156,21 +168,144 @@ def plot_test_accuracy(experiments, path):
     save(fig, path)
 
 
+def read_tsv(path):
+    with open(path) as f:
+        header, *rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+    def value(v):
+        try:
+            return float(v)
+        except ValueError:
+            return None if v == "" else v
+    return [dict(zip(header, map(value, row))) for row in rows]
+
+
+def plot_step0(experiments, path):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, e in enumerate(experiments):
+        rows = e["step0"]
+        depth = [r["depth"] for r in rows]
+        axes[0].plot(depth, [r["signal_std"] for r in rows], "-", color=f"C{i}",
+                     label=f"{e['experiment']} ({e['initializer']} + {e['activation']})")
+        axes[1].plot(depth, [r["grad_out_std"] for r in rows], "-", color=f"C{i}")
+    axes[0].set(title="signal std after each conv (after BN and activation where present)",
+                ylabel="std")
+    axes[1].set(title="std of d loss / d conv output", ylabel="std")
+    for ax in axes:
+        ax.set(xlabel="conv layer (depth order)", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    save(fig, path)
+
+
+def plot_kernel_std(experiments, fan, path):
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, e in enumerate(experiments):
+        rows = e["step0"]
+        ax.plot([r["depth"] for r in rows], [r["kernel_std_formula"] for r in rows], "-",
+                color=f"C{i}", alpha=0.5)
+        for kind, marker in (("conv", "o"), ("depthwise", "^")):
+            pts = [r for r in rows if r["kind"] == kind]
+            ax.plot([r["depth"] for r in pts], [r["kernel_std"] for r in pts], marker,
+                    color=f"C{i}", ms=4, ls="none",
+                    label=f"{e['experiment']}" if kind == "conv" else None)
+        dw = [r for r in rows if r["kind"] == "depthwise"]
+        ax.plot([r["depth"] for r in dw], [r["kernel_std_true_fan"] for r in dw], "x",
+                color=f"C{i}", ms=6, ls="none")
+    ax.set(yscale="log", xlabel="conv layer (depth order)", ylabel="kernel std",
+           title=f"kernel std: measured (o conv, ^ depthwise), formula with depthwise_fan={fan} "
+                 "(line), true-fan formula for depthwise (x)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def panels(cells):
+    return sorted({(c["batch_norm"], c["depthwise_fan"]) for c in cells}, reverse=True)
+
+
+def plot_grid(cells, key, title, path):
+    acts = list(dict.fromkeys(c["activation"] for c in cells))
+    inits = list(dict.fromkeys(c["initializer"] for c in cells))
+    combos = panels(cells)
+    fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 3.6), squeeze=False)
+    for ax, (bn, fan) in zip(axes[0], combos):
+        grid = np.full((len(acts), len(inits)), np.nan)
+        for c in cells:
+            if (c["batch_norm"], c["depthwise_fan"]) == (bn, fan) and c[key]:
+                grid[acts.index(c["activation"]), inits.index(c["initializer"])] = np.log10(c[key])
+        image = ax.imshow(np.clip(grid, -8, 8), cmap="RdBu_r", vmin=-8, vmax=8)
+        for (y, x), v in np.ndenumerate(grid):
+            ax.text(x, y, "-" if np.isnan(v) else f"1e{v:+.0f}" if abs(v) >= 1 else f"{10 ** v:.2g}",
+                    ha="center", va="center", fontsize=7,
+                    color="white" if abs(np.nan_to_num(v)) > 5 else "black")
+        ax.set_xticks(range(len(inits)), [i.replace("_normal", "") for i in inits], fontsize=8)
+        ax.set_yticks(range(len(acts)), acts, fontsize=8)
+        ax.set_title(f"BN {'on' if bn == 'true' else 'off'}, {fan} depthwise fan", fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="log10 ratio (0 = preserved)")
+    fig.suptitle(title, fontsize=10)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def grid_verdicts(cells):
+    """Per activation: the initializer whose signal ratio is closest to 1, in each panel."""
+    combos = panels(cells)
+    key = ("false", "true") if ("false", "true") in combos else combos[0]
+    head = " | ".join(f"best with BN {'on' if bn == 'true' else 'off'}, {fan} fan"
+                      for bn, fan in combos)
+    lines = [f"| activation | {head} | the seed says | agrees (BN off, true fan)? |",
+             "|---" * (len(combos) + 3) + "|"]
+    for act in dict.fromkeys(c["activation"] for c in cells):
+        best = {}
+        for combo in combos:
+            pool = [c for c in cells if c["activation"] == act and c["signal_ratio"]
+                    and (c["batch_norm"], c["depthwise_fan"]) == combo]
+            best[combo] = min(pool, key=lambda c: abs(np.log10(c["signal_ratio"]))) if pool else None
+        shown = " | ".join("-" if b is None else f"{b['initializer']} ({b['signal_ratio']:.3g})"
+                           for b in best.values())
+        advice = SEED_ADVICE.get(act, "-")
+        verdict = best[key] and ("yes" if best[key]["initializer"] == advice else
+                                 f"no: {best[key]['initializer']} keeps the signal better")
+        lines.append(f"| {act} | {shown} | {advice} | {verdict or '-'} |")
+    return ["## The seed's closing table, tested at step 0", "",
+            "Ratio of the last to the first conv layer's signal std on one batch at "
+            "initialization (1 = preserved), per activation: the initializer closest to 1. "
+            "With BN on, BN re-normalizes every layer and hides the initializer; with Keras' "
+            "depthwise fan and no BN every cell collapses; BN off with the true fan shows "
+            "the initializers' own effect, so the verdict is taken there.", ""] + lines
+
+
 def main():
     params = load_params()
+    params["model"]["depthwise_fan"] = fan_name(params["model"]["depthwise_fan"])
     experiments = load_experiments(params)
+    for e in experiments:
+        e["step0"] = read_tsv(os.path.join("metrics", "step0", f"{e['experiment']}.tsv"))
+        e["step0_headline"] = read_json(os.path.join("metrics", "step0", f"{e['experiment']}.json"))
     groups = {e["experiment"]: [r["test_accuracy"] for r in e["runs"] if not r["diverged"]]
               for e in experiments}
     tests = pairwise({k: v for k, v in groups.items() if v})
     os.makedirs(OUT, exist_ok=True)
     write_json(os.path.join(OUT, "summary.json"), {
         "settings": setting_line(params),
-        "experiments": [{k: v for k, v in e.items() if k != "curve"} for e in experiments],
+        "experiments": [{k: v for k, v in e.items() if k not in ("curve", "step0", "step0_headline")}
+                        for e in experiments],
         "pairwise_test_accuracy": tests})
     write_json(os.path.join(OUT, "history.json"),
                [{"experiment": e["experiment"], **h} for e in experiments for h in e["curve"]], 1)
-    text = markdown(params, experiments, tests)
+    cells = read_tsv(GRID)
+    text = markdown(params, experiments, tests) + "\n" + "\n".join(grid_verdicts(cells)) + "\n"
     write_text(os.path.join(OUT, "summary.md"), text)
+    plot_step0(experiments, os.path.join(OUT, "step0_depth.png"))
+    plot_kernel_std(experiments, params["model"]["depthwise_fan"],
+                    os.path.join(OUT, "step0_kernel_std.png"))
+    plot_grid(cells, "signal_ratio", "signal preservation at step 0: last / first conv signal std",
+              os.path.join(OUT, "grid_signal.png"))
+    plot_grid(cells, "gradient_ratio", "gradient preservation at step 0: first / last conv "
+              "output-gradient std", os.path.join(OUT, "grid_gradient.png"))
     plot_curves(experiments, "accuracy", "accuracy", os.path.join(OUT, "accuracy.png"))
     plot_curves(experiments, "loss", "cross-entropy loss", os.path.join(OUT, "loss.png"))
     plot_test_accuracy(experiments, os.path.join(OUT, "test_accuracy.png"))

@@ -37,13 +37,17 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     params["prepare"].update(source="folder", folder=mini_archive, max_per_class=30, shards=2)
     params["model"]["image_size"] = 32
     params["train"].update(epochs=1, batch_size=32)
+    params["diagnostics"]["images"] = 16
+    params["grid"].update(activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
+                          batch_norm=[False], depthwise_fan=["true"])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm study", repo)
 
     log = sh("dvc repro", repo)
     experiments = list(params["experiments"])
-    assert ran_stages(log) == sorted(["prepare", "report"] + [f"{s}@{e}" for s in
-                                     ("train", "evaluate") for e in experiments])
+    assert ran_stages(log) == sorted(["prepare", "grid", "report"] +
+                                     [f"{s}@{e}" for s in ("step0", "evaluate") for e in experiments] +
+                                     [f"train@{e}-0" for e in experiments])
     for name in experiments:
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert 0 <= metrics["test_accuracy"] <= 1 and metrics["epochs"] == 1
@@ -55,9 +59,11 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     assert ran_stages(sh("dvc repro", repo)) == []  # nothing changed, nothing runs
 
     log = sh("dvc exp run -S experiments.he_normal.activation=relu", repo)
-    assert ran_stages(log) == ["evaluate@he_normal", "report", "train@he_normal"]
+    assert ran_stages(log) == ["evaluate@he_normal", "report", "step0@he_normal",
+                               "train@he_normal-0"]
     diff = json.loads(sh("dvc metrics diff --json", repo))
-    assert set(diff) == {os.path.join("metrics", "he_normal.json")}, diff
+    assert set(diff) == {os.path.join("metrics", "he_normal.json"),
+                         os.path.join("metrics", "step0", "he_normal.json")}, diff
     assert "test_loss" in diff[os.path.join("metrics", "he_normal.json")]
     params_diff = json.loads(sh("dvc params diff --json", repo))["params.yaml"]
     assert params_diff == {"experiments.he_normal.activation": {"old": "relu6", "new": "relu"}}

@@ -1,0 +1,107 @@
+"""Step-0 diagnostics: what an initializer does to the signal and the gradient, per layer."""
+import numpy as np
+
+from initstudy.initializers import expected_std
+
+RELU_FAMILY = ("relu", "relu6")
+COLUMNS = ("depth", "layer", "kind", "kernel_std", "kernel_std_formula", "kernel_std_true_fan",
+           "pre_mean", "pre_std", "bn_mean", "bn_std", "act_mean", "act_std", "signal_std",
+           "zero_fraction", "dead_units", "saturated_fraction", "grad_out_std", "grad_kernel_std")
+
+
+def _saturated(x, activation):
+    """Fraction of outputs pinned at a bound, where the activation's slope is (near) zero."""
+    if activation == "relu6":
+        return float(np.mean(x >= 6.0))
+    if activation == "sigmoid":
+        return float(np.mean((x < 0.01) | (x > 0.99)))
+    if activation == "tanh":
+        return float(np.mean(np.abs(x) > 0.99))
+    return 0.0
+
+
+def layer_stats(model, images, labels, initializer, activation, depthwise_fan="keras"):
+    """One forward pass (BN in training mode, as in the first training step) and one backward
+    pass of the loss; per conv layer in depth order: the kernel's std and its formula, the
+    output's mean and std before BN, after BN and after the activation, dead and saturated
+    fractions, and the std of the gradient w.r.t. the layer's output and its kernel."""
+    import keras
+    import tensorflow as tf
+
+    names = {layer.name for layer in model.layers}
+    convs = [layer for layer in model.layers
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    taps = {}  # (conv name, stage) -> index into the probe's outputs
+    outputs = []
+    for conv in convs:
+        for stage, suffix in (("pre", ""), ("bn", "_bn"), ("act", "_act")):
+            if conv.name + suffix in names:
+                taps[conv.name, stage] = len(outputs)
+                outputs.append(model.get_layer(conv.name + suffix).output)
+    probe = keras.Model(model.inputs[0], outputs + [model.outputs[0]])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        values = probe(images, training=True)
+        loss = loss_fn(labels, values[-1])
+    pre = [values[taps[c.name, "pre"]] for c in convs]
+    grads = tape.gradient(loss, pre + [c.kernel for c in convs])
+    grad_out, grad_kernel = grads[:len(convs)], grads[len(convs):]
+
+    rows = []
+    for depth, conv in enumerate(convs, start=1):
+        depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
+        kernel = conv.kernel.numpy()
+        row = {"depth": depth, "layer": conv.name, "kind": "depthwise" if depthwise else "conv",
+               "kernel_std": float(kernel.std()),
+               "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise, depthwise_fan),
+               "kernel_std_true_fan": expected_std(initializer, kernel.shape, depthwise, "true")}
+        for stage in ("pre", "bn", "act"):
+            x = values[taps[conv.name, stage]].numpy() if (conv.name, stage) in taps else None
+            row[f"{stage}_mean"] = None if x is None else float(x.mean())
+            row[f"{stage}_std"] = None if x is None else float(x.std())
+            if x is not None:
+                last = x  # the signal this conv hands on: after act, else after BN, else raw
+        row["signal_std"] = float(last.std())
+        act = values[taps[conv.name, "act"]].numpy() if (conv.name, "act") in taps else None
+        relu = act is not None and activation in RELU_FAMILY
+        row["zero_fraction"] = float(np.mean(act == 0)) if relu else None
+        row["dead_units"] = float(np.mean(np.all(act.reshape(-1, act.shape[-1]) == 0, axis=0))) \
+            if relu else None
+        row["saturated_fraction"] = None if act is None else _saturated(act, activation)
+        row["grad_out_std"] = float(tf.math.reduce_std(grad_out[depth - 1]))
+        row["grad_kernel_std"] = float(tf.math.reduce_std(grad_kernel[depth - 1]))
+        rows.append(row)
+    return rows
+
+
+def headline(rows):
+    """A few numbers per experiment: does the signal (and the gradient) survive the depth?"""
+    def ratio(a, b):
+        return float(a / b) if b else None
+
+    first, last = rows[0], rows[-1]
+    acts = [r for r in rows if r["act_std"] is not None]
+    zero = [r["dead_units"] for r in rows if r["dead_units"] is not None]
+    return {
+        "signal_ratio": ratio(last["signal_std"], first["signal_std"]),
+        "gradient_ratio": ratio(first["grad_out_std"], last["grad_out_std"]),
+        "min_signal_std": min(r["signal_std"] for r in rows),
+        "max_signal_std": max(r["signal_std"] for r in rows),
+        "dead_units": float(np.mean(zero)) if zero else None,
+        "saturated_fraction": float(np.mean([r["saturated_fraction"] for r in acts])) if acts else None,
+        "kernel_std_max_error": max(abs(r["kernel_std"] / r["kernel_std_formula"] - 1) for r in rows),
+    }
+
+
+def to_tsv(rows):
+    def cell(v):
+        return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+    return "\n".join(["\t".join(COLUMNS)] + ["\t".join(cell(r[c]) for c in COLUMNS)
+                                             for r in rows]) + "\n"
+
+
+def fixed_batch(prepared, manifest, images, seed):
+    """The first training batch a run with this seed would see (same shuffle)."""
+    from initstudy.data import make_dataset
+
+    return next(iter(make_dataset(prepared, manifest, "train", images, shuffle_seed=seed)))
