@@ -94,7 +94,7 @@ def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed
     x = b.act(b.bn(x, "top_conv"), "top_conv")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     # The seed leaves the classifier at Keras' default initializer; we only seed it.
-    logits = keras.layers.Dense(num_classes, name="logits",
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32",  # under mixed precision too
                                 kernel_initializer=keras.initializers.GlorotUniform(seed * 1000))(x)
     return keras.Model(inputs, logits, name=f"mobilenet_v2_{initializer}_{activation}")
 

@@ -67,7 +67,19 @@ def validate_experiment(params, name):
     exp = experiments[name] or {}
     _one_of(exp.get("initializer"), INITIALIZERS, f"experiments.{name}.initializer")
     _one_of(exp.get("activation"), ACTIVATIONS, f"experiments.{name}.activation")
+    unknown = set(exp) - {"initializer", "activation", "learning_rate"}
+    if unknown:
+        raise StudyError(f"experiments.{name} has unknown key(s) {', '.join(sorted(unknown))}: "
+                         "allowed are initializer, activation, learning_rate")
+    if "learning_rate" in exp:
+        _positive(exp["learning_rate"], f"experiments.{name}.learning_rate")
     return exp
+
+
+def _positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise StudyError(f"{name} = {value!r}: must be a number > 0")
+    return value
 
 
 def validate_seeds(params):
@@ -88,9 +100,15 @@ def validate_train(params, name, seed=None):
         raise StudyError(f"model.batch_norm = {model.get('batch_norm')!r}: must be true or false")
     _int_at_least(train, "epochs", 1, "train")
     _int_at_least(train, "batch_size", 1, "train")
-    lr = train.get("learning_rate")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise StudyError(f"train.learning_rate = {lr!r}: must be a number > 0")
+    _positive(train.get("learning_rate"), "train.learning_rate")
+    from initstudy.device import PRECISIONS
+
+    _one_of(train.get("precision", "auto"), PRECISIONS, "train.precision")
+    for key in ("jit_compile", "deterministic"):
+        if train.get(key, "auto") not in ("auto", True, False):
+            raise StudyError(f"train.{key} = {train[key]!r}: must be auto, true or false")
+    if train.get("steps_per_execution", "auto") != "auto":
+        _int_at_least(train, "steps_per_execution", 1, "train")
     seeds = validate_seeds(params)
     if seed is not None and str(seed) not in map(str, seeds):
         raise StudyError(f"seed {seed!r} is not in train.seeds = {seeds}")

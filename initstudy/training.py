@@ -40,11 +40,15 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    from initstudy import device
     from initstudy.model import build_for_experiment
 
     train = params["train"]
+    settings = device.resolve(train, params["model"]["image_size"])
+    device.apply(settings)
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()  # same params + seed -> same weights
+    if settings["deterministic"]:
+        tf.config.experimental.enable_op_determinism()  # same params + seed -> same weights
 
     ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(params, experiment, seed, manifest)}")
     state = {"epochs": [], "train_seconds": []}
@@ -57,11 +61,17 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
         print(f"resuming {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
     else:
         model = build_for_experiment(params, experiment, manifest, seed=seed)
-        model.compile(optimizer=keras.optimizers.SGD(train["learning_rate"]),
+        # an experiment may override the study's learning rate (e.g. to probe divergence)
+        learning_rate = experiment.get("learning_rate", train["learning_rate"])
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                      jit_compile=settings["jit_compile"],
+                      steps_per_execution=settings["steps_per_execution"])
     start = len(state["epochs"])
     live = Live(live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live.log_params(settings)
+    print(f"device settings: {settings}")
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
 
@@ -113,7 +123,7 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
         "last_finite": finite[-1] if finite else None,
         "train_seconds": sum(state["train_seconds"]),
         "images_per_second": count * len(epochs) / sum(state["train_seconds"]),
-        "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
+        "settings": settings,
         "history": epochs})
     shutil.rmtree(ckpt, ignore_errors=True)
     return diverged

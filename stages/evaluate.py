@@ -57,7 +57,7 @@ def main():
                "train_accuracy": last.get("accuracy"), "train_loss": last.get("loss"),
                "test_accuracy": None, "test_loss": None,
                "train_seconds": trained["train_seconds"],
-               "images_per_second": trained["images_per_second"]}
+               "images_per_second": trained["images_per_second"], **trained["settings"]}
         if not trained["diverged"]:  # a diverged model's NaN logits would score as garbage
             model = keras.models.load_model(os.path.join(folder, "model.keras"))
             labels, predicted, run["test_accuracy"], run["test_loss"] = score(model, test_ds)
@@ -82,6 +82,9 @@ def main():
         metrics[key] = r4(summarize([r[key] for r in finite])["mean"])
     metrics.update(epochs=max(r["epochs"] for r in runs), seeds=len(runs),
                    diverged=sum(r["diverged"] for r in runs))
+    # how the runs were trained (same for every seed of one experiment on one machine)
+    metrics.update({k: runs[0][k] for k in ("device", "precision", "jit_compile",
+                                            "steps_per_execution", "deterministic")})
     os.makedirs("metrics", exist_ok=True)
     write_json(os.path.join("metrics", f"{name}.json"), metrics)
 

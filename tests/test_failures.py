@@ -1,0 +1,189 @@
+"""Failure behaviour: bad inputs stop before work, shards are checked, training resumes."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT
+
+
+def project(tmp_path, archive, **train):
+    """The stages and package in a fresh folder, with small params on the mini archive."""
+    for folder in ("initstudy", "stages"):
+        shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
+    params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2)
+    params["model"]["image_size"] = 32
+    params["train"].update(epochs=3, batch_size=20, **train)
+    write_params(tmp_path, params)
+    return params
+
+
+def write_params(folder, params):
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stage(folder, *args, check=True):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-m", *args], cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=600)
+    if check:
+        assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def listing(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, files in os.walk(folder) for f in files if "__pycache__" not in d)
+
+
+@pytest.fixture
+def prepared(tmp_path, mini_archive):
+    project(tmp_path, mini_archive)
+    stage(tmp_path, "stages.prepare")
+    return tmp_path
+
+
+def test_corrupted_shard_is_refused_by_name(prepared):
+    shard = prepared / "data" / "prepared" / "train-00001-of-00002.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:-100])  # truncated
+    run = stage(prepared, "stages.train", "he_normal", "0", check=False)
+    assert run.returncode == 2
+    assert "train-00001-of-00002.tfrecord" in run.stderr and "sha256" in run.stderr
+    assert not (prepared / "models").exists()
+
+
+def read_history(folder, name="he_normal"):
+    return json.loads((folder / "models" / name / "seed0" / "history.json").read_text())
+
+
+def test_killed_training_resumes_at_its_last_epoch_and_matches(prepared, tmp_path_factory):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "he_normal", "0"],
+                            cwd=prepared, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((prepared / ".checkpoints").glob("he_normal-seed0-*/state.json"))
+        if found and len(json.loads(found[0].read_text())["epochs"]) == 1:
+            state = found[0]
+            break
+        time.sleep(0.05)
+    assert state is not None, "no checkpoint after epoch 1"
+    os.kill(proc.pid, signal.SIGKILL)  # during epoch 2 of 3
+    proc.wait()
+    assert not (prepared / "models" / "he_normal" / "seed0" / "history.json").exists()
+
+    resumed = stage(prepared, "stages.train", "he_normal", "0")
+    assert "after epoch 1" in resumed.stdout
+    assert "epochs 2-3" in resumed.stdout
+    assert not list((prepared / ".checkpoints").iterdir())  # cleaned up once done
+
+    # the same run without interruption, elsewhere
+    fresh = tmp_path_factory.mktemp("uninterrupted")
+    for item in ("initstudy", "stages", "params.yaml", "data"):
+        src = prepared / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, fresh / item)
+    stage(fresh, "stages.train", "he_normal", "0")
+    a, b = read_history(prepared), read_history(fresh)
+    assert a["epochs"] == b["epochs"] == 3
+    strip = [{k: v for k, v in e.items()} for e in a["history"]]
+    assert strip == b["history"]  # bit for bit: every loss and accuracy of every epoch
+    live = json.loads((prepared / "models" / "he_normal" / "seed0" / "live" / "metrics.json")
+                      .read_text())
+    assert live["step"] == 2  # DVCLive continued: steps 0, 1, 2
+
+
+def test_same_seed_same_weights_other_seed_other_weights(prepared):
+    import keras
+
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["train"].update(epochs=1, seeds=[0, 1])
+    write_params(prepared, params)
+    stage(prepared, "stages.train", "he_normal", "0")
+    first = keras.models.load_model(prepared / "models/he_normal/seed0/model.keras").get_weights()
+    history = read_history(prepared)["history"]
+    shutil.rmtree(prepared / "models")
+    stage(prepared, "stages.train", "he_normal", "0")
+    again = keras.models.load_model(prepared / "models/he_normal/seed0/model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert read_history(prepared)["history"] == history
+    stage(prepared, "stages.train", "he_normal", "1")
+    other = keras.models.load_model(prepared / "models/he_normal/seed1/model.keras").get_weights()
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other))
+
+
+def test_diverging_run_is_recorded_and_evaluated_as_diverged(prepared):
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["train"]["epochs"] = 2
+    params["experiments"]["he_normal"]["learning_rate"] = 1e8
+    write_params(prepared, params)
+    run = stage(prepared, "stages.train", "he_normal", "0")
+    assert "diverged in epoch 1" in run.stdout
+    history = read_history(prepared)
+    assert history["diverged"] and history["diverged_epoch"] == 1 and history["epochs"] == 1
+    stage(prepared, "stages.evaluate", "he_normal")
+    metrics = json.loads((prepared / "metrics" / "he_normal.json").read_text())
+    assert metrics["diverged"] == 1 and metrics["test_accuracy"] is None
+
+
+def make_folder(root, layout):
+    for split, classes in layout.items():
+        for cls, n in classes.items():
+            os.makedirs(root / split / cls, exist_ok=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (i, i, i)).save(root / split / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("empty folder", "no train/<class>/ images found"),
+    ("class without images", "class folder test/b in"),
+    ("different classes", "train and test have different classes (in one only: c)"),
+    ("corrupt image", "cannot read image"),
+    ("missing archive", "no such folder or .tar.gz"),
+    ("not an archive", "not a readable folder or tar archive"),
+])
+def test_bad_data_stops_prepare_with_one_line_and_writes_nothing(tmp_path, mini_archive, case,
+                                                                  expected):
+    study = tmp_path / "study"
+    study.mkdir()
+    params = project(study, mini_archive)
+    data = tmp_path / "images"
+    if case == "empty folder":
+        data.mkdir()
+    elif case == "class without images":
+        make_folder(data, {"train": {"a": 1, "b": 1}, "test": {"a": 1}})
+        (data / "test" / "b").mkdir()
+        (data / "test" / "b" / "notes.txt").write_text("no images here")
+    elif case == "different classes":
+        make_folder(data, {"train": {"a": 1, "b": 1}, "test": {"a": 1, "c": 1}})
+    elif case == "corrupt image":
+        make_folder(data, {"train": {"a": 2}, "test": {"a": 1}})
+        (data / "train" / "a" / "1.png").write_bytes(b"\x89PNG broken")
+    elif case == "missing archive":
+        data = tmp_path / "nowhere.tar.gz"
+    elif case == "not an archive":
+        data = tmp_path / "fake.tar.gz"
+        data.write_bytes(b"this is not gzip")
+    params["prepare"]["folder"] = str(data)
+    write_params(study, params)
+    before = listing(study)
+    run = stage(study, "stages.prepare", check=False)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]  # progress bars may come before it
+    assert last.startswith("error: ") and expected in last, run.stderr
+    assert "Traceback" not in run.stderr
+    if case == "corrupt image":
+        assert "1.png" in run.stderr
+    assert listing(study) == before
