@@ -1,15 +1,19 @@
 """Device-aware training settings: `auto` picks, per device, what measured fastest."""
 
-# Measured (bench/benchmark.py, README "Speed"): on the 2-core CPU, float32 without XLA
-# (XLA made the seed model 3.6x slower there). GPU defaults: see bench/gpu_check.sh results.
-# Op determinism: bit-for-bit reruns on the CPU at no measurable cost there; on a GPU it
-# forces slower deterministic kernels, so auto leaves it off (results vary in the last bits).
-GPU_AUTO = {"precision": "mixed_float16", "jit_compile": False, "deterministic": False}
-SMALL_IMAGE = 64  # at or below this size a step is short, so several run per dispatch
+# CPU (bench/benchmark.py on the 2-core machine): float32 without XLA (XLA made the seed
+# model 3.6x slower there), one step per dispatch, op determinism (bit-for-bit reruns).
+# GPU (bench/gpu_check.py, one H100, the same model under Keras 3 on JAX, README "Speed"):
+# at 224px and batch 64, float32 ran 4,903-4,927 images/s, bfloat16 with 16 steps per
+# execution 6,314-6,864; at batch 256 with 4 steps, mixed float16 10,069, bfloat16 9,633.
+# So a GPU gets mixed precision and 16 steps per execution. XLA under TensorFlow was not
+# measured there (no TensorFlow on the lent machines), so it stays off until it is.
+# Op determinism forces slower deterministic GPU kernels, so it is off on a GPU.
+GPU_AUTO = {"precision": "mixed_float16", "jit_compile": False, "deterministic": False,
+            "steps_per_execution": 16}
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
-def resolve(train, image_size):
+def resolve(train):
     """The concrete settings for this machine from train.precision, train.jit_compile,
     train.steps_per_execution and train.deterministic (each `auto` or a value)."""
     import tensorflow as tf
@@ -18,7 +22,7 @@ def resolve(train, image_size):
     auto = {"precision": "float32", "jit_compile": False, "steps_per_execution": 1,
             "deterministic": True}
     if gpu:
-        auto.update(GPU_AUTO, steps_per_execution=16 if image_size <= SMALL_IMAGE else 1)
+        auto.update(GPU_AUTO)
     chosen = {k: auto[k] if train.get(k, "auto") == "auto" else train[k] for k in auto}
     return {"device": "gpu" if gpu else "cpu", **chosen}
 

@@ -65,7 +65,7 @@ class _Builder:
 
 def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed=0,
                        input_size=None, input_mean=(127.5,) * 3, input_std=(127.5,) * 3,
-                       batch_norm=True, depthwise_fan="keras"):
+                       batch_norm=True, depthwise_fan="keras", input_dtype="uint8"):
     """MobileNetV2 of the seed (2,270,794 parameters at 224px, 10 classes) on uint8 images.
 
     The model takes images at their stored size (`input_size`) and resizes them itself, so
@@ -73,7 +73,7 @@ def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed
     """
     input_size = input_size or image_size
     b = _Builder(initializer, activation, seed, batch_norm, depthwise_fan)
-    inputs = keras.Input((input_size, input_size, 3), dtype="uint8", name="image")
+    inputs = keras.Input((input_size, input_size, 3), dtype=input_dtype, name="image")
     x = keras.layers.Rescaling(1.0, name="to_float")(inputs)
     if image_size != input_size:
         x = keras.layers.Resizing(image_size, image_size, name="resize")(x)

@@ -147,5 +147,6 @@ def run_stage(main):
     try:
         main()
     except StudyError as e:
-        print(f"error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines())  # always one line
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -44,7 +44,7 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     from initstudy.model import build_for_experiment
 
     train = params["train"]
-    settings = device.resolve(train, params["model"]["image_size"])
+    settings = device.resolve(train)
     device.apply(settings)
     keras.utils.set_random_seed(seed)
     if settings["deterministic"]:

@@ -126,7 +126,7 @@ def test_same_seed_same_weights_other_seed_other_weights(prepared):
 def test_diverging_run_is_recorded_and_evaluated_as_diverged(prepared):
     params = yaml.safe_load((prepared / "params.yaml").read_text())
     params["train"]["epochs"] = 2
-    params["experiments"]["he_normal"]["learning_rate"] = 1e8
+    params["experiments"]["he_normal"]["learning_rate"] = 1e30
     write_params(prepared, params)
     run = stage(prepared, "stages.train", "he_normal", "0")
     assert "diverged in epoch 1" in run.stdout
@@ -149,7 +149,7 @@ def make_folder(root, layout):
 @pytest.mark.parametrize("case,expected", [
     ("empty folder", "no train/<class>/ images found"),
     ("class without images", "class folder test/b in"),
-    ("different classes", "train and test have different classes (in one only: c)"),
+    ("different classes", "train and test have different classes (in one only: b, c)"),
     ("corrupt image", "cannot read image"),
     ("missing archive", "no such folder or .tar.gz"),
     ("not an archive", "not a readable folder or tar archive"),
