@@ -102,6 +102,14 @@ def markdown(params, experiments, tests):
             f"{interval(e['test_accuracy_ci95_low'], e['test_accuracy_ci95_high'])} | "
             f"{fmt(e['test_loss'])} | {interval(e['test_loss_ci95_low'], e['test_loss_ci95_high'])} "
             f"| {e['seeds']} | {e['diverged']} |")
+    for e in experiments:
+        bad = [r for r in e["runs"] if r["diverged"]]
+        if bad:
+            lines.append("")
+            where = ", ".join(f"{r['seed']}/{r['diverged_epoch']}" for r in bad)
+            lines.append(f"**{e['experiment']}: {len(bad)} of {len(e['runs'])} run(s) diverged** "
+                         f"(loss not finite; seed/epoch: {where}); "
+                         "left out of the means, intervals, tests and curves.")
     lines += ["", "## At initialization (step 0, one batch, before any training)", "",
               "| experiment | last/first signal std | first/last gradient std | "
               "min signal std | dead units (ReLU family) |", "|---|---|---|---|---|"]

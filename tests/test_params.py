@@ -83,3 +83,30 @@ def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edi
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and pattern in run.stderr, run.stderr
     assert sorted(p for p in os.listdir(tmp_path) if p != "__pycache__") == before
+
+
+@pytest.mark.parametrize("name", ["he normal", "he/normal", "he.normal", "-x"])
+def test_experiment_names_dvc_and_file_systems_cannot_carry(name):
+    params = load_params(DEFAULTS)
+    params["experiments"][name] = {"initializer": "he_normal", "activation": "relu"}
+    with pytest.raises(StudyError, match=r"experiment name .*: use letters, digits"):
+        validate_train(params, name)
+
+
+@pytest.mark.parametrize("seeds", [[0, 1.5], [], [1, 1], "0", [-1], [True]])
+def test_seeds_must_be_distinct_non_negative_integers(seeds):
+    with pytest.raises(StudyError, match=r"train.seeds = .*: must be a list of distinct integers"):
+        validate_train(params_with("train", "seeds", seeds), "he_normal")
+
+
+def test_experiment_may_override_the_learning_rate_but_not_invent_keys():
+    params = load_params(DEFAULTS)
+    params["experiments"]["he_normal"]["learning_rate"] = 0.2
+    assert validate_train(params, "he_normal")["learning_rate"] == 0.2
+    params["experiments"]["he_normal"]["learning_rate"] = -1
+    with pytest.raises(StudyError, match=r"experiments.he_normal.learning_rate = -1"):
+        validate_train(params, "he_normal")
+    params["experiments"]["he_normal"] = {"initializer": "he_normal", "activation": "relu",
+                                          "lr": 0.1}
+    with pytest.raises(StudyError, match=r"unknown key\(s\) lr"):
+        validate_train(params, "he_normal")

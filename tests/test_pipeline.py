@@ -67,3 +67,16 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     assert "test_loss" in diff[os.path.join("metrics", "he_normal.json")]
     params_diff = json.loads(sh("dvc params diff --json", repo))["params.yaml"]
     assert params_diff == {"experiments.he_normal.activation": {"old": "relu6", "new": "relu"}}
+
+    # a run that diverges: the pipeline goes on, the metrics and the report say so
+    log = sh("dvc exp run -S '+experiments.random_normal.learning_rate=1e30'", repo)
+    assert ran_stages(log) == ["evaluate@random_normal", "report", "step0@random_normal",
+                               "train@random_normal-0"]
+    diff = json.loads(sh("dvc metrics diff --json", repo))
+    diverged = diff[os.path.join("metrics", "random_normal.json")]["diverged"]
+    assert (diverged["old"], diverged["new"]) == (0, 1)
+    summary = json.loads((repo / "report" / "summary.json").read_text())
+    runs = {e["experiment"]: e for e in summary["experiments"]}
+    assert runs["random_normal"]["diverged"] == 1 and runs["random_normal"]["test_accuracy"] is None
+    assert runs["glorot_normal"]["test_accuracy"] is not None
+    assert "random_normal: 1 of 1 run(s) diverged" in (repo / "report" / "summary.md").read_text()
