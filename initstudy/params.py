@@ -72,11 +72,17 @@ def validate_experiment(params, name):
         raise StudyError(f"experiments.{name} has unknown key(s) {', '.join(sorted(unknown))}: "
                          "allowed are initializer, activation, learning_rate")
     if "learning_rate" in exp:
-        _positive(exp["learning_rate"], f"experiments.{name}.learning_rate")
+        exp["learning_rate"] = _positive(exp["learning_rate"], f"experiments.{name}.learning_rate")
     return exp
 
 
 def _positive(value, name):
+    """A number > 0. PyYAML reads `1e-3` (no dot) as a string, which `-S` writes: accept it."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise StudyError(f"{name} = {value!r}: must be a number > 0")
     return value
@@ -100,7 +106,7 @@ def validate_train(params, name, seed=None):
         raise StudyError(f"model.batch_norm = {model.get('batch_norm')!r}: must be true or false")
     _int_at_least(train, "epochs", 1, "train")
     _int_at_least(train, "batch_size", 1, "train")
-    _positive(train.get("learning_rate"), "train.learning_rate")
+    train["learning_rate"] = _positive(train.get("learning_rate"), "train.learning_rate")
     from initstudy.device import PRECISIONS
 
     _one_of(train.get("precision", "auto"), PRECISIONS, "train.precision")

@@ -70,7 +70,8 @@ def setting_line(params):
 def verdicts(tests, seeds):
     if seeds < 2:
         return ["With one seed per experiment there is no estimate of run-to-run noise, so no "
-                "difference below can be called real; set `train.seeds` to 3 or more."]
+                "difference between these experiments can be called real; set `train.seeds` "
+                "to 3 or more."]
     lines = []
     for t in tests:
         if t["p_holm"] is None:

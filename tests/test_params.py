@@ -110,3 +110,13 @@ def test_experiment_may_override_the_learning_rate_but_not_invent_keys():
                                           "lr": 0.1}
     with pytest.raises(StudyError, match=r"unknown key\(s\) lr"):
         validate_train(params, "he_normal")
+
+
+def test_exponent_learning_rates_that_yaml_reads_as_strings_are_numbers():
+    params = yaml.safe_load("train: {learning_rate: 1e-3}")  # PyYAML: no dot, so a string
+    assert params["train"]["learning_rate"] == "1e-3"
+    full = params_with("train", "learning_rate", "1e-3")
+    validate_train(full, "he_normal")
+    assert full["train"]["learning_rate"] == 0.001
+    with pytest.raises(StudyError, match=r"train.learning_rate = 'fast': must be a number > 0"):
+        validate_train(params_with("train", "learning_rate", "fast"), "he_normal")

@@ -52,7 +52,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert 0 <= metrics["test_accuracy"] <= 1 and metrics["epochs"] == 1
     summary = json.loads((repo / "report" / "summary.json").read_text())
-    assert [r["experiment"] for r in summary] == experiments
+    assert [r["experiment"] for r in summary["experiments"]] == experiments
     assert (repo / "report" / "accuracy.png").stat().st_size > 1000
     sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm results", repo)
 
