@@ -32,3 +32,12 @@ def apply(settings):
     import keras
 
     keras.mixed_precision.set_global_policy(settings["precision"])
+
+
+def make_deterministic(seed):
+    """Seeds Python, NumPy and TensorFlow and turns on TensorFlow's op determinism."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -46,9 +46,10 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     train = params["train"]
     settings = device.resolve(train)
     device.apply(settings)
-    keras.utils.set_random_seed(seed)
     if settings["deterministic"]:
-        tf.config.experimental.enable_op_determinism()  # same params + seed -> same weights
+        device.make_deterministic(seed)  # same params + seed -> same weights, bit for bit
+    else:
+        keras.utils.set_random_seed(seed)
 
     ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(params, experiment, seed, manifest)}")
     state = {"epochs": [], "train_seconds": []}

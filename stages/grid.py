@@ -18,10 +18,12 @@ def main():
     grid = validate_grid(params)
     manifest = load_manifest(PREPARED)
 
+    from initstudy.device import make_deterministic
     from initstudy.diagnostics import fixed_batch, headline, layer_stats
     from initstudy.model import build_mobilenet_v2
 
     diag = params["diagnostics"]
+    make_deterministic(diag["seed"])  # the same numbers on every rerun
     images, labels = fixed_batch(PREPARED, manifest, diag["images"], diag["seed"])
     cells = list(itertools.product(grid["activations"], grid["initializers"],
                                    grid["batch_norm"], grid["depthwise_fan"]))

@@ -22,6 +22,7 @@ SEED_TABLE = {
     "lecun_normal": ("lecun_normal", "selu", 0.7345, 0.6193, 1.1013),
 }
 CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+TIMINGS = ("train_seconds", "images_per_second")  # not in git-tracked files: never repeat
 # The seed's closing table: which initializer goes with which activation.
 SEED_ADVICE = {"sigmoid": "glorot_normal", "tanh": "glorot_normal", "relu": "he_normal",
                "relu6": "he_normal", "selu": "lecun_normal"}
@@ -300,8 +301,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     write_json(os.path.join(OUT, "summary.json"), {
         "settings": setting_line(params),
-        "experiments": [{k: v for k, v in e.items() if k not in ("curve", "step0", "step0_headline")}
-                        for e in experiments],
+        "experiments": [{**{k: v for k, v in e.items() if k not in (
+            "curve", "step0", "step0_headline", "runs")},
+            "runs": [{k: v for k, v in r.items() if k not in TIMINGS} for r in e["runs"]]}
+            for e in experiments],
         "pairwise_test_accuracy": tests})
     write_json(os.path.join(OUT, "history.json"),
                [{"experiment": e["experiment"], **h} for e in experiments for h in e["curve"]], 1)

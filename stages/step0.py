@@ -20,9 +20,11 @@ def main():
     diag = validate_diagnostics(params)
     manifest = load_manifest(PREPARED)
 
+    from initstudy.device import make_deterministic
     from initstudy.diagnostics import fixed_batch, headline, layer_stats, to_tsv
     from initstudy.model import build_for_experiment
 
+    make_deterministic(diag["seed"])  # the same numbers on every rerun
     images, labels = fixed_batch(PREPARED, manifest, diag["images"], diag["seed"])
     model = build_for_experiment(params, experiment, manifest, seed=diag["seed"])
     rows = layer_stats(model, images, labels, experiment["initializer"],
