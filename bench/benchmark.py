@@ -85,7 +85,7 @@ def model_input_dataset(kind, manifest, batch_size, size):
     from initstudy.data import make_dataset
 
     if kind == "real":
-        return make_dataset(PREPARED, manifest, "train", batch_size, 0, epochs=(0, 1000))
+        return make_dataset(PREPARED, manifest, "train", batch_size, 0, epochs=(0, 20))
     if kind == "naive":
         return naive_dataset(manifest, "train", batch_size, size)
     images, labels = next(iter(make_dataset(PREPARED, manifest, "train", batch_size)))
@@ -97,7 +97,7 @@ def measure(kind, size, batch_size, steps, seconds, settings):
 
     manifest = load_manifest(PREPARED)
     if kind == "pipeline":
-        ds = make_dataset(PREPARED, manifest, "train", batch_size, 0, epochs=(0, 1000))
+        ds = make_dataset(PREPARED, manifest, "train", batch_size, 0, epochs=(0, 20))
         return images_per_second(ds, batch_size, seconds)
     if kind == "naive_pipeline":
         return images_per_second(naive_dataset(manifest, "train", batch_size, size),

@@ -258,7 +258,9 @@ def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, e
         # Python-int seeds per epoch: op determinism refuses tensor seeds.
         per_epoch = [records.shuffle(info["count"], seed=shuffle_seed * 100_003 + epoch)
                      .batch(batch_size) for epoch in range(*epochs)]
+        # joined as a balanced tree: a batch passes log2(epochs) nested datasets, not epochs
+        while len(per_epoch) > 1:
+            pairs = [per_epoch[i:i + 2] for i in range(0, len(per_epoch), 2)]
+            per_epoch = [p[0].concatenate(p[1]) if len(p) == 2 else p[0] for p in pairs]
         batches = per_epoch[0]
-        for more in per_epoch[1:]:
-            batches = batches.concatenate(more)
     return batches.map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
