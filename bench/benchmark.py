@@ -65,18 +65,12 @@ def train_speed(model_input, size, batch_size, steps, manifest, settings):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=settings["jit_compile"],
                   steps_per_execution=settings["steps_per_execution"])
-    times = []
+    from bench.timer import EpochTimer
 
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
+    timer = EpochTimer()
     model.fit(model_input_dataset(model_input, manifest, batch_size, size), epochs=2,
-              steps_per_epoch=steps, callbacks=[Timer()], verbose=0)
-    return steps * batch_size / times[-1]
+              steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    return steps * batch_size / timer.seconds[-1]
 
 
 def model_input_dataset(kind, manifest, batch_size, size):

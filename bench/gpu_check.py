@@ -16,6 +16,7 @@ os.environ["KERAS_BACKEND"] = sys.argv[1]
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.timer import EpochTimer  # noqa: E402
 from initstudy.model import build_mobilenet_v2  # noqa: E402
 
 SETTINGS = {  # name: (precision, batch size, steps per execution)
@@ -56,18 +57,10 @@ def measure(precision, batch, spe, x, y, steps=120):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=spe)
     n = batch * steps
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(x[:n], y[:n], batch_size=batch, epochs=3, verbose=0, callbacks=[Timer()])
-    return {"images_per_second": round(n / min(times[1:]), 1),
-            "first_epoch_seconds": round(times[0], 1)}
+    timer = EpochTimer()
+    model.fit(x[:n], y[:n], batch_size=batch, epochs=3, verbose=0, callbacks=[timer])
+    return {"images_per_second": round(n / min(timer.seconds[1:]), 1),
+            "first_epoch_seconds": round(timer.seconds[0], 1)}
 
 
 def main():
