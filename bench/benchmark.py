@@ -14,7 +14,7 @@ import time
 
 import yaml
 
-PREPARED = "data/prepared"
+from initstudy.data import PREPARED, record_features, shard_paths
 
 
 # ---------------------------------------------------------------- one measurement
@@ -23,10 +23,9 @@ def naive_dataset(manifest, split, batch_size, size):
     training size on the CPU (float32 at 224x224: 600 KB per image), then batch."""
     import tensorflow as tf
 
-    files = [os.path.join(PREPARED, s["file"]) for s in manifest["splits"][split]["shards"]]
+    files = shard_paths(PREPARED, manifest, split)
     shape = manifest["image_shape"]
-    features = {"image": tf.io.FixedLenFeature([], tf.string),
-                "label": tf.io.FixedLenFeature([], tf.int64)}
+    features = record_features()
 
     def one(serialized):
         ex = tf.io.parse_single_example(serialized, features)
@@ -115,6 +114,12 @@ def peak_rss_mb(kind, size, args, steps, settings):
     return float(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
+def ratio(row, a, b):
+    if a not in row or b not in row:
+        return None
+    return round(row[a]["images_per_second"] / row[b]["images_per_second"], 3)
+
+
 def noop_repro_seconds():
     status = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
     if status.returncode or json.loads(status.stdout or "{}"):
@@ -165,13 +170,9 @@ def main():
             print(f"{size}px {kind:15s} {speed:10.1f} images/s  peak RSS {peak:7.0f} MB",
                   flush=True)
 
-        def ratio(a, b):
-            return round(row[a]["images_per_second"] / row[b]["images_per_second"], 3) \
-                if a in row and b in row else None
-        row["ratios"] = {"pipeline/train": ratio("pipeline", "train"),
-                         "train/synthetic": ratio("train", "synthetic"),
-                         "pipeline/naive_pipeline": ratio("pipeline", "naive_pipeline"),
-                         "train/naive_train": ratio("train", "naive_train")}
+        row["ratios"] = {f"{a}/{b}": ratio(row, a, b) for a, b in (
+            ("pipeline", "train"), ("train", "synthetic"), ("pipeline", "naive_pipeline"),
+            ("train", "naive_train"))}
         print(f"{size}px ratios: {row['ratios']}", flush=True)
         results["sizes"][str(size)] = row
     if "repro" not in args.skip:

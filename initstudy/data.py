@@ -17,6 +17,7 @@ from initstudy.params import StudyError
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 MANIFEST = "manifest.json"
+PREPARED = "data/prepared"  # the prepare stage's output, read by every later stage
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 
 
@@ -31,7 +32,8 @@ def _resize(image, size):
 
 # ---------------------------------------------------------------- image folder / archive
 def _image_entries(path):
-    """(split, class, name, opener) for every image under train/<class>/ and test/<class>/."""
+    """(split, class, file name, path shown in errors, opener) for every file under
+    train/<class>/ and test/<class>/."""
     def parse(relpath):
         parts = relpath.replace("\\", "/").strip("/").split("/")
         for i, part in enumerate(parts[:-2]):
@@ -55,7 +57,7 @@ def _image_entries(path):
                         data = tar.extractfile(member).read()
                         yield (*hit, f"{path}:{member.name}", lambda data=data: io.BytesIO(data))
         except (tarfile.TarError, OSError) as e:
-            raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive ({e})")
+            raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive ({e})") from None
 
 
 def read_image_folder(path, storage_size, max_per_class=None):
@@ -158,6 +160,18 @@ def _sha256(path):
     return h.hexdigest()
 
 
+def record_features():
+    """The format write_tfrecords writes: raw uint8 image bytes and an int64 label."""
+    import tensorflow as tf
+
+    return {"image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+
+
+def shard_paths(prepared_dir, manifest, split):
+    return [os.path.join(prepared_dir, s["file"]) for s in manifest["splits"][split]["shards"]]
+
+
 def write_tfrecords(images, labels, out_dir, split, num_shards):
     """Raw uint8 images (decoding a raw record is ~3x faster than PNG) in round-robin shards."""
     import tensorflow as tf
@@ -240,10 +254,9 @@ def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, e
     import tensorflow as tf
 
     info = manifest["splits"][split]
-    files = [os.path.join(prepared_dir, s["file"]) for s in info["shards"]]
+    files = shard_paths(prepared_dir, manifest, split)
     shape = manifest["image_shape"]
-    features = {"image": tf.io.FixedLenFeature([], tf.string),
-                "label": tf.io.FixedLenFeature([], tf.int64)}
+    features = record_features()
 
     def parse_batch(serialized):
         ex = tf.io.parse_example(serialized, features)

@@ -36,7 +36,6 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     """Trains one run into `out` (model.keras, history.json, live/), resuming from its
     checkpoint when an earlier attempt with the same inputs was interrupted."""
     import keras
-    import tensorflow as tf
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 

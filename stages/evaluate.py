@@ -9,12 +9,10 @@ import sys
 
 import numpy as np
 
-from initstudy.data import load_manifest, make_dataset
+from initstudy.data import PREPARED, load_manifest, make_dataset
 from initstudy.files import atomic, read_json, write_json
 from initstudy.params import load_params, run_stage, validate_experiment, validate_seeds
 from initstudy.stats import summarize
-
-PREPARED = "data/prepared"
 
 
 def score(model, dataset):

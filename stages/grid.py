@@ -4,11 +4,10 @@ import itertools
 import os
 import time
 
-from initstudy.data import load_manifest
+from initstudy.data import PREPARED, load_manifest
 from initstudy.files import write_text
 from initstudy.params import load_params, run_stage, validate_grid
 
-PREPARED = "data/prepared"
 COLUMNS = ("activation", "initializer", "batch_norm", "depthwise_fan", "signal_ratio",
            "gradient_ratio", "min_signal_std", "dead_units", "saturated_fraction")
 

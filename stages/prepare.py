@@ -2,8 +2,6 @@
 from initstudy import data
 from initstudy.params import load_params, run_stage, validate_prepare
 
-OUT = "data/prepared"
-
 
 def main():
     p = validate_prepare(load_params())
@@ -15,10 +13,10 @@ def main():
         classes, splits = data.read_image_folder(p["folder"], p["storage_size"],
                                                  p["max_per_class"])
         source = {"folder": p["folder"]}
-    manifest = data.write_prepared(classes, splits, OUT, p["shards"], source)
+    manifest = data.write_prepared(classes, splits, data.PREPARED, p["shards"], source)
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"prepared {counts} images of {len(classes)} classes, "
-          f"{manifest['image_shape']} uint8, into {OUT}")
+          f"{manifest['image_shape']} uint8, into {data.PREPARED}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ Usage: python -m stages.step0 <experiment>
 import os
 import sys
 
-from initstudy.data import load_manifest
+from initstudy.data import PREPARED, load_manifest
 from initstudy.files import write_json, write_text
 from initstudy.params import load_params, run_stage, validate_diagnostics, validate_train
 
-PREPARED = "data/prepared"
 
 
 def main():

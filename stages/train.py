@@ -5,10 +5,8 @@ Usage: python -m stages.train <experiment> <seed>
 import os
 import sys
 
-from initstudy.data import load_manifest, verify_shards
+from initstudy.data import PREPARED, load_manifest, verify_shards
 from initstudy.params import load_params, run_stage, validate_train
-
-PREPARED = "data/prepared"
 
 
 def main():
