@@ -5,6 +5,7 @@ Usage: python -m bench.benchmark [--sizes 32 224] [--out bench/results-cpu.json]
 Needs a prepared data set (dvc repro prepare). Prints a table and writes JSON.
 """
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -12,8 +13,7 @@ import subprocess
 import sys
 import time
 
-import yaml
-
+from initstudy.config import DeviceSettings, load_study
 from initstudy.data import PREPARED, record_features, shard_paths
 
 
@@ -51,19 +51,19 @@ def train_speed(model_input, size, batch_size, steps, manifest, settings):
     import keras
 
     from initstudy import device
-    from initstudy.model import build_mobilenet_v2
+    from initstudy.model import build_mobilenet_v2, data_inputs
 
     device.apply(settings)
     naive = model_input == "naive"
-    model = build_mobilenet_v2(len(manifest["classes"]), size, "he_normal", "relu6",
-                               input_size=size if naive else manifest["image_shape"][0],
-                               input_mean=manifest["channel_mean"],
-                               input_std=manifest["channel_std"],
-                               input_dtype="float32" if naive else "uint8")
+    inputs = data_inputs(manifest)
+    if naive:  # the naive pipeline resizes on the CPU and ships float32
+        inputs["input_size"] = size
+    model = build_mobilenet_v2(image_size=size, initializer="he_normal", activation="relu6",
+                               input_dtype="float32" if naive else "uint8", **inputs)
     model.compile(keras.optimizers.SGD(0.01),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=settings["jit_compile"],
-                  steps_per_execution=settings["steps_per_execution"])
+                  jit_compile=settings.jit_compile,
+                  steps_per_execution=settings.steps_per_execution)
     from bench.timer import EpochTimer
 
     timer = EpochTimer()
@@ -104,7 +104,7 @@ def peak_rss_mb(kind, size, args, steps, settings):
     """Runs one measurement in its own process; returns its result and peak RSS."""
     cmd = [sys.executable, "-m", "bench.benchmark", "--one", kind, "--size", str(size),
            "--steps", str(steps), "--batch-size", str(args.batch_size),
-           "--seconds", str(args.seconds), "--settings", json.dumps(settings)]
+           "--seconds", str(args.seconds), "--settings", json.dumps(dataclasses.asdict(settings))]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -145,10 +145,10 @@ def main():
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch_size is None:
-        args.batch_size = yaml.safe_load(open("params.yaml"))["train"]["batch_size"]
+        args.batch_size = load_study().train.batch_size
     if args.one:  # child process: one measurement, one number on stdout
         print(measure(args.one, args.size, args.batch_size, args.steps[0], args.seconds,
-                      json.loads(args.settings)))
+                      DeviceSettings(**json.loads(args.settings))))
         return
 
     from initstudy import device
@@ -157,11 +157,12 @@ def main():
     results = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
                "batch_size": args.batch_size, "sizes": {}}
     for i, size in enumerate(args.sizes):
-        settings = device.resolve({"precision": args.precision, "jit_compile": jit})
+        train = dataclasses.replace(load_study().train, precision=args.precision, jit_compile=jit)
+        settings = device.resolve(train)
         steps = args.steps[i] if args.steps else (40 if size <= 64 else 4)
-        if settings["device"] == "gpu" and not args.steps:
+        if settings.device == "gpu" and not args.steps:
             steps = 300
-        row = {"settings": settings, "steps": steps}
+        row = {"settings": dataclasses.asdict(settings), "steps": steps}
         for kind in ("pipeline", "naive_pipeline", "train", "synthetic", "naive_train"):
             if kind in args.skip:
                 continue
@@ -178,7 +179,7 @@ def main():
     if "repro" not in args.skip:
         results["noop_dvc_repro_seconds"] = noop_repro_seconds()
         print(f"no-op dvc repro: {results['noop_dvc_repro_seconds']} s")
-    out = args.out or os.path.join("bench", f"results-{settings['device']}.json")
+    out = args.out or os.path.join("bench", f"results-{settings.device}.json")
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {out}")

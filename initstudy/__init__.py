@@ -1,1 +1,1 @@
-"""Shared logic of the weight-initialization study: params, data, initializers, model."""
+"""Shared logic of the weight-initialization study: config, data, initializers, model, training, diagnostics, statistics, report."""

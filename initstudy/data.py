@@ -6,13 +6,14 @@ import os
 import shutil
 import socket
 import tarfile
+import zlib
 from collections import defaultdict
 from urllib.parse import urlparse
 
 import numpy as np
 from tqdm import tqdm
 
-from initstudy.params import StudyError
+from initstudy.errors import StudyError
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -28,6 +29,24 @@ def _resize(image, size):
     if image.ndim == 4:
         return np.stack([_resize(im, size) for im in image])
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def read_source(prepare):
+    """(classes, splits, source description) from a config.Prepare; its paths are checked
+    before anything is read."""
+    if prepare.source == "folder":
+        if not prepare.folder or not os.path.exists(prepare.folder):
+            raise StudyError(f"prepare.folder = {prepare.folder!r}: no such folder or .tar.gz "
+                             "(expected train/<class>/* and test/<class>/*)")
+        classes, splits = read_image_folder(prepare.folder, prepare.storage_size,
+                                            prepare.max_per_class)
+        return classes, splits, {"folder": prepare.folder}
+    if prepare.manual_dir and not os.path.isdir(prepare.manual_dir):
+        raise StudyError(f"prepare.manual_dir = {prepare.manual_dir!r}: no such folder "
+                         "(it should hold cifar-10-binary.tar.gz)")
+    classes, splits = read_tfds(prepare.tfds_name, prepare.data_dir, prepare.manual_dir,
+                                prepare.max_per_class, prepare.storage_size)
+    return classes, splits, {"tfds": prepare.tfds_name, "manual_dir": prepare.manual_dir}
 
 
 # ---------------------------------------------------------------- image folder / archive
@@ -56,8 +75,9 @@ def _image_entries(path):
                     if hit:
                         data = tar.extractfile(member).read()
                         yield (*hit, f"{path}:{member.name}", lambda data=data: io.BytesIO(data))
-        except (tarfile.TarError, OSError) as e:
-            raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive ({e})") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # EOFError: truncated .gz
+            raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive, "
+                             f"or truncated ({type(e).__name__}: {e})") from None
 
 
 def read_image_folder(path, storage_size, max_per_class=None):
@@ -75,9 +95,10 @@ def read_image_folder(path, storage_size, max_per_class=None):
             raise StudyError(f"prepare.folder = {path!r}: no {s}/<class>/ images found "
                              "(expected train/<class>/* and test/<class>/*)")
     if classes["train"] != classes["test"]:
-        only = sorted(set(classes["train"]) ^ set(classes["test"]))
+        only = "; ".join(f"only in {a}: {', '.join(sorted(set(classes[a]) - set(classes[b])))}"
+                         for a, b in (SPLITS, SPLITS[::-1]) if set(classes[a]) - set(classes[b]))
         raise StudyError(f"prepare.folder = {path!r}: train and test have different classes "
-                         f"(in one only: {', '.join(only)})")
+                         f"({only})")
     classes = classes["train"]
 
     splits = {}
@@ -186,7 +207,8 @@ def write_tfrecords(images, labels, out_dir, split, num_shards):
             "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
             "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
         }))
-        writers[i % num_shards].write(example.SerializeToString())
+        # deterministic: protobuf otherwise orders the feature map differently per process
+        writers[i % num_shards].write(example.SerializeToString(deterministic=True))
     for w in writers:
         w.close()
     return [{"file": os.path.basename(p), "count": len(range(i, len(images), num_shards)),
@@ -222,12 +244,21 @@ def write_prepared(classes, splits, out_dir, num_shards, source):
     return manifest
 
 
-def load_manifest(prepared_dir):
+def load_manifest(prepared_dir, verify=True):
+    """The prepared data's manifest; with `verify`, every shard is checked against it first,
+    so no reader ever trains on or scores a truncated or changed shard."""
     path = os.path.join(prepared_dir, MANIFEST)
     if not os.path.exists(path):
         raise StudyError(f"{path} is missing: run the prepare stage first (dvc repro prepare)")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        raise StudyError(f"{path} is unreadable ({e}); restore it with dvc checkout or re-run "
+                         "prepare") from None
+    if verify:
+        verify_shards(prepared_dir, manifest)
+    return manifest
 
 
 def verify_shards(prepared_dir, manifest):

@@ -4,7 +4,8 @@ import numpy as np
 from initstudy.initializers import expected_std
 
 RELU_FAMILY = ("relu", "relu6")
-COLUMNS = ("depth", "layer", "kind", "kernel_std", "kernel_std_formula", "kernel_std_true_fan",
+COLUMNS = ("depth", "layer", "kind", "kernel_std", "kernel_std_formula",
+           "kernel_std_per_channel_fan",
            "pre_mean", "pre_std", "bn_mean", "bn_std", "act_mean", "act_std", "signal_std",
            "zero_fraction", "dead_units", "saturated_fraction", "grad_out_std", "grad_kernel_std")
 
@@ -54,7 +55,8 @@ def layer_stats(model, images, labels, initializer, activation, depthwise_fan="k
         row = {"depth": depth, "layer": conv.name, "kind": "depthwise" if depthwise else "conv",
                "kernel_std": float(kernel.std()),
                "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise, depthwise_fan),
-               "kernel_std_true_fan": expected_std(initializer, kernel.shape, depthwise, "true")}
+               "kernel_std_per_channel_fan": expected_std(initializer, kernel.shape, depthwise,
+                                                          "per_channel")}
         for stage in ("pre", "bn", "act"):
             x = values[taps[conv.name, stage]].numpy() if (conv.name, stage) in taps else None
             row[f"{stage}_mean"] = None if x is None else float(x.mean())
@@ -93,15 +95,13 @@ def headline(rows):
     }
 
 
-def to_tsv(rows):
-    def cell(v):
-        return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
-    return "\n".join(["\t".join(COLUMNS)] + ["\t".join(cell(r[c]) for c in COLUMNS)
-                                             for r in rows]) + "\n"
-
-
 def fixed_batch(prepared, manifest, images, seed):
     """The first training batch a run with this seed would see (same shuffle)."""
     from initstudy.data import make_dataset
 
     return next(iter(make_dataset(prepared, manifest, "train", images, shuffle_seed=seed)))
+
+
+def rounded(summary, digits=4):
+    """Headline numbers to `digits` significant digits: what git-tracked metrics keep."""
+    return {k: None if v is None else float(f"{v:.{digits}g}") for k, v in summary.items()}

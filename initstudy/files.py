@@ -1,4 +1,6 @@
-"""Atomic file writes: a crash never leaves a half-written file for DVC to record."""
+"""Atomic file writes (a crash never leaves a half-written file for DVC to record), JSON and
+TSV in the one format every stage uses."""
+import csv
 import json
 import os
 from contextlib import contextmanager
@@ -31,3 +33,33 @@ def write_text(path, text):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def _cell(value, float_format):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return format(value, float_format) if isinstance(value, float) else str(value)
+
+
+def write_tsv(path, rows, columns, float_format=".6g"):
+    """Rows (dicts) as tab-separated values; None is an empty cell, floats `float_format`."""
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(row[c], float_format) for c in columns] for row in rows)
+
+
+def read_tsv(path):
+    """Rows of a write_tsv file: numbers as floats, true/false as booleans, empty cells as
+    None, the rest as text."""
+    def value(v):
+        try:
+            return float(v)
+        except ValueError:
+            return {"": None, "true": True, "false": False}.get(v, v)
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in row.items()}
+                for row in csv.DictReader(f, delimiter="\t")]

@@ -1,4 +1,5 @@
-"""Initializers by name, one seeded instance per layer, with Keras' or the true depthwise fan."""
+"""Initializers by name, one seeded instance per layer, with Keras' or the per-channel
+depthwise fan."""
 import math
 
 # name -> (scale, fan mode, distribution) of keras.initializers.VarianceScaling,
@@ -13,7 +14,7 @@ VARIANCE_SCALING = {
 }
 RANDOM_NORMAL_STD = 0.05  # keras.initializers.RandomNormal's default stddev
 INITIALIZERS = ("random_normal", *VARIANCE_SCALING)
-DEPTHWISE_FANS = ("keras", "true")
+DEPTHWISE_FANS = ("keras", "per_channel")
 
 
 def fan(mode, shape, depthwise=False, depthwise_fan="keras"):
@@ -21,11 +22,11 @@ def fan(mode, shape, depthwise=False, depthwise_fan="keras"):
 
     Keras reads a depthwise kernel (kh, kw, C, 1) like a dense conv: fan_in = kh*kw*C,
     although each output channel sees only kh*kw inputs (keras-team/keras#11773).
-    depthwise_fan="true" counts what a depthwise output really sees.
+    depthwise_fan="per_channel" counts what a depthwise output really sees.
     """
     receptive = math.prod(shape[:-2])
     fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
-    if depthwise and depthwise_fan == "true":
+    if depthwise and depthwise_fan == "per_channel":
         fan_in = receptive
     return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
 
@@ -45,7 +46,7 @@ def make_initializer(name, seed, shape=None, depthwise=False, depthwise_fan="ker
     if name == "random_normal":
         return keras.initializers.RandomNormal(stddev=RANDOM_NORMAL_STD, seed=seed)
     scale, mode, distribution = VARIANCE_SCALING[name]
-    if depthwise and depthwise_fan == "true":
-        # Keras will divide by its own fan; rescale so the result uses the true one.
-        scale *= fan(mode, shape, True, "keras") / fan(mode, shape, True, "true")
+    if depthwise and depthwise_fan == "per_channel":
+        # Keras will divide by its own fan; rescale so the result uses the per-channel one.
+        scale *= fan(mode, shape, True, "keras") / fan(mode, shape, True, "per_channel")
     return keras.initializers.VarianceScaling(scale, mode, distribution, seed=seed)

@@ -1,9 +1,10 @@
-"""The seed's MobileNetV2, written out layer by layer, with the initializer on every conv."""
+"""The reference study's MobileNetV2, written out layer by layer, with the initializer on
+every conv."""
 import keras
 
 from initstudy.initializers import make_initializer
 
-# (expansion input channels, output channels, stride) of the 16 bottlenecks, as in the seed.
+# (expansion input channels, output channels, stride) of the 16 bottlenecks, as in the reference.
 BLOCKS = (
     (16, 24, 2), (24, 24, 1),
     (24, 32, 2), (32, 32, 1), (32, 32, 1),
@@ -25,7 +26,7 @@ class _Builder:
 
     def _init(self, shape, depthwise=False):
         self.n_kernels += 1
-        seed = self.seed * 1000 + self.n_kernels  # distinct per layer and per run seed
+        seed = self.seed * 1000 + self.n_kernels  # distinct per layer and per run
         return make_initializer(self.initializer, seed, shape, depthwise, self.depthwise_fan)
 
     def conv(self, x, filters, kernel, stride, name, padding="same"):
@@ -52,7 +53,7 @@ class _Builder:
         keeps_shape = stride == 1 and x.shape[-1] == out_ch
         x = self.conv(x, x.shape[-1] * EXPANSION, 1, 1, name + "_expand")
         x = self.act(self.bn(x, name + "_expand"), name + "_expand")
-        if stride == 2:  # the seed pads bottom/right, then a 'valid' strided depthwise
+        if stride == 2:  # the reference pads bottom/right, then a 'valid' strided depthwise
             x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=name + "_pad")(x)
         x = self.depthwise(x, stride, name + "_dw", "valid" if stride == 2 else "same")
         x = self.act(self.bn(x, name + "_dw"), name + "_dw")
@@ -66,7 +67,7 @@ class _Builder:
 def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed=0,
                        input_size=None, input_mean=(127.5,) * 3, input_std=(127.5,) * 3,
                        batch_norm=True, depthwise_fan="keras", input_dtype="uint8"):
-    """MobileNetV2 of the seed (2,270,794 parameters at 224px, 10 classes) on uint8 images.
+    """The reference's MobileNetV2 (2,270,794 parameters at 224px, 10 classes) on uint8 images.
 
     The model takes images at their stored size (`input_size`) and resizes them itself, so
     the resize runs on the accelerator and only small uint8 tensors leave the input pipeline.
@@ -93,19 +94,21 @@ def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed
     x = b.conv(x, 1280, 1, 1, "top_conv")
     x = b.act(b.bn(x, "top_conv"), "top_conv")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    # The seed leaves the classifier at Keras' default initializer; we only seed it.
+    # The reference leaves the classifier at Keras' default initializer; we only seed it.
     logits = keras.layers.Dense(num_classes, name="logits", dtype="float32",  # under mixed precision too
                                 kernel_initializer=keras.initializers.GlorotUniform(seed * 1000))(x)
     return keras.Model(inputs, logits, name=f"mobilenet_v2_{initializer}_{activation}")
 
 
-def build_for_experiment(params, experiment, manifest, seed):
-    """The study's model for one experiment of params.yaml, sized by the prepared data."""
-    model = params["model"]
-    return build_mobilenet_v2(
-        len(manifest["classes"]), model["image_size"],
-        experiment["initializer"], experiment["activation"],
-        seed=seed,
-        input_size=manifest["image_shape"][0],
-        input_mean=manifest["channel_mean"], input_std=manifest["channel_std"],
-        batch_norm=model["batch_norm"], depthwise_fan=model["depthwise_fan"])
+def data_inputs(manifest):
+    """What the model needs to know about the prepared data (from its manifest)."""
+    return {"num_classes": len(manifest["classes"]), "input_size": manifest["image_shape"][0],
+            "input_mean": manifest["channel_mean"], "input_std": manifest["channel_std"]}
+
+
+def build_for_experiment(model, experiment, manifest, seed):
+    """The study's model (config.Model) for one config.Experiment, sized by the prepared data."""
+    return build_mobilenet_v2(image_size=model.image_size, initializer=experiment.initializer,
+                              activation=experiment.activation, seed=seed,
+                              batch_norm=model.batch_norm, depthwise_fan=model.depthwise_fan,
+                              **data_inputs(manifest))

@@ -23,15 +23,12 @@ def welch(a, b, confidence=0.95):
     diff = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return {"diff": diff, "ci_low": None, "ci_high": None, "p": None}
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:  # identical constant samples: no evidence either way unless the means differ
-        p = 1.0 if diff == 0 else 0.0
-        return {"diff": diff, "ci_low": diff, "ci_high": diff, "p": p}
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "p": p}
+    if a.var() == 0 and b.var() == 0:  # constant samples: no evidence unless the means differ
+        return {"diff": diff, "ci_low": diff, "ci_high": diff, "p": 1.0 if diff == 0 else 0.0}
+    test = stats.ttest_ind(a, b, equal_var=False)
+    ci = test.confidence_interval(confidence)
+    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "p": float(test.pvalue)}
 
 
 def holm(p_values):

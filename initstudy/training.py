@@ -1,4 +1,5 @@
 """One training run (experiment x seed): resumable, divergence-aware, bit-for-bit on a CPU."""
+import dataclasses
 import glob
 import hashlib
 import json
@@ -7,20 +8,21 @@ import os
 import shutil
 import time
 
-from initstudy.data import make_dataset
+from initstudy.data import PREPARED, make_dataset
 from initstudy.files import read_json, write_json
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
 
 
-def run_key(params, experiment, seed, manifest):
+def run_key(study, experiment, seed, manifest):
     """Names the checkpoint of a run: everything its result depends on, code included."""
     code = hashlib.sha256()
     for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py"))):
         with open(path, "rb") as f:
             code.update(f.read())
-    inputs = {"model": params["model"], "experiment": experiment, "seed": seed,
-              "train": {k: v for k, v in params["train"].items() if k != "seeds"},
+    train = {k: v for k, v in dataclasses.asdict(study.train).items() if k != "seeds"}
+    inputs = {"model": dataclasses.asdict(study.model), "train": train,
+              "experiment": dataclasses.asdict(experiment), "seed": seed,
               "shards": {s: [x["sha256"] for x in v["shards"]]
                          for s, v in manifest["splits"].items()},
               "code": code.hexdigest()}
@@ -32,9 +34,10 @@ def finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def train_run(params, name, experiment, seed, manifest, prepared, out):
-    """Trains one run into `out` (model.keras, history.json, live/), resuming from its
-    checkpoint when an earlier attempt with the same inputs was interrupted."""
+def train_run(study, experiment, seed, manifest, out):
+    """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
+    resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
+    Returns the epoch in which the loss stopped being finite, or None."""
     import keras
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
@@ -42,15 +45,15 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     from initstudy import device
     from initstudy.model import build_for_experiment
 
-    train = params["train"]
+    train, name = study.train, experiment.name
     settings = device.resolve(train)
     device.apply(settings)
-    if settings["deterministic"]:
+    if settings.deterministic:
         device.make_deterministic(seed)  # same params + seed -> same weights, bit for bit
     else:
         keras.utils.set_random_seed(seed)
 
-    ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(params, experiment, seed, manifest)}")
+    ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(study, experiment, seed, manifest)}")
     state = {"epochs": [], "train_seconds": []}
     os.makedirs(out, exist_ok=True)
     live_dir = os.path.join(out, "live")
@@ -60,17 +63,15 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
         shutil.copytree(os.path.join(ckpt, "live"), live_dir, dirs_exist_ok=True)
         print(f"resuming {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
     else:
-        model = build_for_experiment(params, experiment, manifest, seed=seed)
-        # an experiment may override the study's learning rate (e.g. to probe divergence)
-        learning_rate = experiment.get("learning_rate", train["learning_rate"])
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate),
+        model = build_for_experiment(study.model, experiment, manifest, seed=seed)
+        model.compile(optimizer=keras.optimizers.SGD(experiment.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      jit_compile=settings["jit_compile"],
-                      steps_per_execution=settings["steps_per_execution"])
+                      jit_compile=settings.jit_compile,
+                      steps_per_execution=settings.steps_per_execution)
     start = len(state["epochs"])
     live = Live(live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
-    live.log_params(settings)
+    live.log_params(dataclasses.asdict(settings))
     print(f"device settings: {settings}")
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
@@ -98,16 +99,16 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
             os.replace(tmp, ckpt)
 
     count = manifest["splits"]["train"]["count"]
-    steps = math.ceil(count / train["batch_size"])
-    if start < train["epochs"]:
-        print(f"training {name} seed {seed}: {experiment['initializer']} + "
-              f"{experiment['activation']}, epochs {start + 1}-{train['epochs']} of {count} images")
-        train_ds = make_dataset(prepared, manifest, "train", train["batch_size"], seed,
-                                epochs=(start, train["epochs"]))
-        test_ds = make_dataset(prepared, manifest, "test", train["batch_size"])
+    steps = math.ceil(count / train.batch_size)
+    if start < train.epochs:
+        print(f"training {name} seed {seed}: {experiment.initializer} + "
+              f"{experiment.activation}, epochs {start + 1}-{train.epochs} of {count} images")
+        train_ds = make_dataset(PREPARED, manifest, "train", train.batch_size, seed,
+                                epochs=(start, train.epochs))
+        test_ds = make_dataset(PREPARED, manifest, "test", train.batch_size)
         # DVCLive before Checkpoint, so that the checkpoint holds this epoch's live/ files.
-        model.fit(train_ds, epochs=train["epochs"], initial_epoch=start, steps_per_epoch=steps,
-                  validation_data=test_ds, verbose=2,
+        model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
+                  validation_data=test_ds, verbose=2, shuffle=False,  # tf.data shuffles
                   callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live),
                              Checkpoint()])
     else:
@@ -118,12 +119,13 @@ def train_run(params, name, experiment, seed, manifest, prepared, out):
     finite = [e for e in epochs if all(v is not None for v in e.values())]
     model.save(os.path.join(out, "model.keras"))
     write_json(os.path.join(out, "history.json"), {
-        "experiment": name, **experiment, "seed": seed,
-        "epochs": len(epochs), "diverged": diverged is not None, "diverged_epoch": diverged,
-        "last_finite": finite[-1] if finite else None,
+        "experiment": name, "initializer": experiment.initializer,
+        "activation": experiment.activation, "learning_rate": experiment.learning_rate,
+        "seed": seed, "epochs": len(epochs), "diverged": diverged is not None,
+        "diverged_epoch": diverged, "last_finite": finite[-1] if finite else None,
         "train_seconds": sum(state["train_seconds"]),
         "images_per_second": count * len(epochs) / sum(state["train_seconds"]),
-        "settings": settings,
+        "settings": dataclasses.asdict(settings),
         "history": epochs})
     shutil.rmtree(ckpt, ignore_errors=True)
     return diverged

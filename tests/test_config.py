@@ -1,3 +1,5 @@
+"""params.yaml -> one frozen config: every bad value is refused with one line naming it."""
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -7,27 +9,25 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from initstudy.params import StudyError, load_params, validate_prepare, validate_train
+from initstudy.config import AUTO, load_study, parse_study
+from initstudy.errors import StudyError
 
 DEFAULTS = os.path.join(ROOT, "params.yaml")
 
 
 def params_with(section, key, value):
-    params = load_params(DEFAULTS)
+    params = yaml.safe_load(open(DEFAULTS))
     params[section][key] = value
     return params
 
 
-def test_defaults_are_the_seed_study():
-    params = load_params(DEFAULTS)
-    assert params["prepare"]["source"] == "tfds" and params["prepare"]["tfds_name"] == "cifar10"
-    assert params["model"]["image_size"] == 224 and params["train"]["epochs"] == 10
-    assert {k: (v["initializer"], v["activation"]) for k, v in params["experiments"].items()} == {
-        "random_normal": ("random_normal", "relu6"), "glorot_normal": ("glorot_normal", "relu6"),
-        "he_normal": ("he_normal", "relu6"), "lecun_normal": ("lecun_normal", "selu")}
-    for name in params["experiments"]:
-        validate_train(params, name)
-    validate_prepare(params)
+def test_default_experiments_are_the_reference_studys():
+    study = load_study(DEFAULTS)
+    reference = yaml.safe_load(open(os.path.join(ROOT, "reference", "published.yaml")))
+    assert {e.name: (e.initializer, e.activation) for e in study.experiments.values()} == {
+        name: (r["initializer"], r["activation"]) for name, r in reference["results"].items()}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.train.epochs = 1
 
 
 @pytest.mark.parametrize("key,value,pattern", [
@@ -36,10 +36,10 @@ def test_defaults_are_the_seed_study():
     ("activation", "gelu", r"experiments.he_normal.activation = 'gelu': must be one of relu6.*selu"),
 ])
 def test_unknown_initializer_or_activation(key, value, pattern):
-    params = load_params(DEFAULTS)
+    params = yaml.safe_load(open(DEFAULTS))
     params["experiments"]["he_normal"][key] = value
     with pytest.raises(StudyError, match=pattern):
-        validate_train(params, "he_normal")
+        parse_study(params)
 
 
 @pytest.mark.parametrize("section,key,value,pattern", [
@@ -47,19 +47,86 @@ def test_unknown_initializer_or_activation(key, value, pattern):
     ("train", "batch_size", -4, r"train.batch_size = -4: must be an integer >= 1"),
     ("train", "epochs", 2.5, r"train.epochs = 2.5: must be an integer >= 1"),
     ("train", "learning_rate", 0, r"train.learning_rate = 0: must be a number > 0"),
+    ("train", "precision", "fp8", r"train.precision = 'fp8': must be one of auto, float32"),
+    ("train", "jit_compile", "yes", r"train.jit_compile = 'yes': must be true or false"),
     ("model", "image_size", 16, r"model.image_size = 16: must be an integer >= 32"),
-    ("model", "depthwise_fan", "exact", r"model.depthwise_fan = 'exact': must be one of keras, true"),
+    ("model", "batch_norm", "on", r"model.batch_norm = 'on': must be true or false"),
+    ("model", "depthwise_fan", True, r"model.depthwise_fan = True: must be one of keras, per_channel"),
+    ("model", "size", 32, r"model has unknown key\(s\) size: allowed are image_size"),
+    ("prepare", "source", "web", r"prepare.source = 'web': must be one of tfds, folder"),
+    ("grid", "depthwise_fan", ["keras", "true"], r"grid.depthwise_fan has 'true': allowed are keras"),
+    ("grid", "batch_norm", [1], r"grid.batch_norm has 1: allowed are true, false"),
+    ("diagnostics", "images", 1, r"diagnostics.images = 1: must be an integer >= 2"),
+    ("model", "image_size", 100000, r"model.image_size = 100000: a training batch of 64 images "
+                                     r"at 100000x100000 needs about .* GB, this machine has .* GB; "
+                                     r"use at most \d+"),
+    ("grid", "image_size", 50000, r"grid.image_size = 50000: the step-0 batch of 64 images"),
 ])
-def test_bad_training_params(section, key, value, pattern):
+def test_bad_values_are_named_with_what_is_allowed(section, key, value, pattern):
     with pytest.raises(StudyError, match=pattern):
-        validate_train(params_with(section, key, value), "he_normal")
+        parse_study(params_with(section, key, value))
 
 
-def test_missing_data_folder():
-    params = params_with("prepare", "source", "folder")
-    params["prepare"]["folder"] = "/no/such/images"
-    with pytest.raises(StudyError, match=r"prepare.folder = '/no/such/images': no such folder"):
-        validate_prepare(params)
+@pytest.mark.parametrize("experiments,pattern", [
+    ({"he_normal": "foo"}, r"experiments.he_normal = 'foo': must be a mapping"),
+    (["he_normal"], r"experiments = \['he_normal'\]: must be a mapping of experiment names"),
+    ({}, r"experiments = \{\}: must be a mapping"),
+    ({"he normal": {"initializer": "he_normal", "activation": "relu"}},
+     r"experiment name 'he normal': use letters, digits"),
+    ({"he": {"initializer": "he_normal", "activation": "relu", "lr": 0.1}},
+     r"experiments.he has unknown key\(s\) lr"),
+])
+def test_experiments_must_be_a_mapping_of_mappings(experiments, pattern):
+    params = yaml.safe_load(open(DEFAULTS))
+    params["experiments"] = experiments
+    with pytest.raises(StudyError, match=pattern):
+        parse_study(params)
+
+
+@pytest.mark.parametrize("seeds", [[0, 1.5], [], [1, 1], "0", [-1], [True]])
+def test_seeds_must_be_distinct_non_negative_integers(seeds):
+    with pytest.raises(StudyError, match=r"train.seeds = .*: must be a list of distinct integers"):
+        parse_study(params_with("train", "seeds", seeds))
+
+
+def test_an_experiment_may_override_the_learning_rate():
+    params = yaml.safe_load(open(DEFAULTS))
+    params["experiments"]["he_normal"]["learning_rate"] = 0.2
+    study = parse_study(params)
+    assert study.experiment("he_normal").learning_rate == 0.2
+    assert study.experiment("glorot_normal").learning_rate == study.train.learning_rate
+    params["experiments"]["he_normal"]["learning_rate"] = -1
+    with pytest.raises(StudyError, match=r"experiments.he_normal.learning_rate = -1"):
+        parse_study(params)
+
+
+def test_exponent_learning_rates_that_yaml_reads_as_strings_are_numbers():
+    assert yaml.safe_load("lr: 1e-3")["lr"] == "1e-3"  # PyYAML: no dot, so a string
+    assert parse_study(params_with("train", "learning_rate", "1e-3")).train.learning_rate == 0.001
+    with pytest.raises(StudyError, match=r"train.learning_rate = 'fast': must be a number > 0"):
+        parse_study(params_with("train", "learning_rate", "fast"))
+
+
+def test_named_experiment_and_seed_must_be_in_the_study():
+    study = load_study(DEFAULTS)
+    with pytest.raises(StudyError, match=r"experiment 'nope' is not in params.yaml experiments"):
+        study.experiment("nope")
+    assert study.seed(str(study.train.seeds[0])) == study.train.seeds[0]
+    with pytest.raises(StudyError, match=r"seed '99' is not in train.seeds"):
+        study.seed("99")
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_auto_device_settings_resolve_per_device_and_explicit_values_win(gpu):
+    train = load_study(DEFAULTS).train
+    auto = train.device_settings(gpu)
+    assert auto == AUTO["gpu" if gpu else "cpu"]
+    assert auto.deterministic is not gpu  # bit-for-bit on a CPU; fast kernels on a GPU
+    pinned = dataclasses.replace(train, precision="float32", deterministic=True,
+                                 steps_per_execution=3).device_settings(gpu)
+    assert (pinned.precision, pinned.deterministic, pinned.steps_per_execution) == \
+        ("float32", True, 3)
+    assert pinned.device == ("gpu" if gpu else "cpu") and pinned.jit_compile == auto.jit_compile
 
 
 @pytest.mark.parametrize("stage,args,edit,pattern", [
@@ -72,8 +139,7 @@ def test_missing_data_folder():
 def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edit, pattern):
     shutil.copytree(os.path.join(ROOT, "initstudy"), tmp_path / "initstudy")
     shutil.copytree(os.path.join(ROOT, "stages"), tmp_path / "stages")
-    params = load_params(DEFAULTS)
-    params["prepare"]["source"] = "folder"
+    params = yaml.safe_load(open(DEFAULTS))
     if edit:
         params[edit[0]][edit[1]] = edit[2]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -83,40 +149,3 @@ def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edi
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and pattern in run.stderr, run.stderr
     assert sorted(p for p in os.listdir(tmp_path) if p != "__pycache__") == before
-
-
-@pytest.mark.parametrize("name", ["he normal", "he/normal", "he.normal", "-x"])
-def test_experiment_names_dvc_and_file_systems_cannot_carry(name):
-    params = load_params(DEFAULTS)
-    params["experiments"][name] = {"initializer": "he_normal", "activation": "relu"}
-    with pytest.raises(StudyError, match=r"experiment name .*: use letters, digits"):
-        validate_train(params, name)
-
-
-@pytest.mark.parametrize("seeds", [[0, 1.5], [], [1, 1], "0", [-1], [True]])
-def test_seeds_must_be_distinct_non_negative_integers(seeds):
-    with pytest.raises(StudyError, match=r"train.seeds = .*: must be a list of distinct integers"):
-        validate_train(params_with("train", "seeds", seeds), "he_normal")
-
-
-def test_experiment_may_override_the_learning_rate_but_not_invent_keys():
-    params = load_params(DEFAULTS)
-    params["experiments"]["he_normal"]["learning_rate"] = 0.2
-    assert validate_train(params, "he_normal")["learning_rate"] == 0.2
-    params["experiments"]["he_normal"]["learning_rate"] = -1
-    with pytest.raises(StudyError, match=r"experiments.he_normal.learning_rate = -1"):
-        validate_train(params, "he_normal")
-    params["experiments"]["he_normal"] = {"initializer": "he_normal", "activation": "relu",
-                                          "lr": 0.1}
-    with pytest.raises(StudyError, match=r"unknown key\(s\) lr"):
-        validate_train(params, "he_normal")
-
-
-def test_exponent_learning_rates_that_yaml_reads_as_strings_are_numbers():
-    params = yaml.safe_load("train: {learning_rate: 1e-3}")  # PyYAML: no dot, so a string
-    assert params["train"]["learning_rate"] == "1e-3"
-    full = params_with("train", "learning_rate", "1e-3")
-    validate_train(full, "he_normal")
-    assert full["train"]["learning_rate"] == 0.001
-    with pytest.raises(StudyError, match=r"train.learning_rate = 'fast': must be a number > 0"):
-        validate_train(params_with("train", "learning_rate", "fast"), "he_normal")

@@ -71,18 +71,18 @@ def test_kernel_std_within_two_percent_of_formula(name):
 @pytest.mark.parametrize("name,factor", [
     ("he_normal", lambda c: np.sqrt(c)), ("lecun_normal", lambda c: np.sqrt(c)),
     ("glorot_normal", lambda c: np.sqrt((c + 1) / 2))])
-def test_true_depthwise_fan_rescales_std(name, factor):
+def test_per_channel_depthwise_fan_rescales_std(name, factor):
     c = 512
     shape = (3, 3, c, 1)
     keras_fan = make_initializer(name, 3, shape, depthwise=True, depthwise_fan="keras")(shape)
-    true_fan = make_initializer(name, 3, shape, depthwise=True, depthwise_fan="true")(shape)
+    per_channel = make_initializer(name, 3, shape, depthwise=True, depthwise_fan="per_channel")(shape)
     want = expected_std(name, shape, True, "keras") * factor(c)
-    assert expected_std(name, shape, True, "true") == pytest.approx(want)
-    assert float(np.std(true_fan)) == pytest.approx(want, rel=0.05)
-    assert float(np.std(true_fan) / np.std(keras_fan)) == pytest.approx(factor(c), rel=0.05)
+    assert expected_std(name, shape, True, "per_channel") == pytest.approx(want)
+    assert float(np.std(per_channel)) == pytest.approx(want, rel=0.05)
+    assert float(np.std(per_channel) / np.std(keras_fan)) == pytest.approx(factor(c), rel=0.05)
 
 
-def test_seed_model_step0_shows_bn_hiding_and_the_keras_fan_collapse():
+def test_reference_model_step0_shows_bn_hiding_and_the_keras_fan_collapse():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 32, 32, 3)).astype("uint8")
     labels = rng.integers(0, 10, 16)
@@ -93,4 +93,4 @@ def test_seed_model_step0_shows_bn_hiding_and_the_keras_fan_collapse():
 
     assert 0.5 < ratio(True, "keras") < 2  # BN re-normalizes every layer
     assert ratio(False, "keras") < 1e-4  # depthwise kernels sqrt(C) too small: collapse
-    assert 0.1 < ratio(False, "true") < 10  # with the true fan He keeps the signal
+    assert 0.1 < ratio(False, "per_channel") < 10  # with the per-channel fan He keeps the signal

@@ -17,7 +17,7 @@ from conftest import ROOT
 
 def project(tmp_path, archive, **train):
     """The stages and package in a fresh folder, with small params on the mini archive."""
-    for folder in ("initstudy", "stages"):
+    for folder in ("initstudy", "stages", "reference"):
         shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
@@ -149,7 +149,7 @@ def make_folder(root, layout):
 @pytest.mark.parametrize("case,expected", [
     ("empty folder", "no train/<class>/ images found"),
     ("class without images", "class folder test/b in"),
-    ("different classes", "train and test have different classes (in one only: b, c)"),
+    ("different classes", "train and test have different classes (only in train: b; only in test: c)"),
     ("corrupt image", "cannot read image"),
     ("missing archive", "no such folder or .tar.gz"),
     ("not an archive", "not a readable folder or tar archive"),
@@ -187,3 +187,60 @@ def test_bad_data_stops_prepare_with_one_line_and_writes_nothing(tmp_path, mini_
     if case == "corrupt image":
         assert "1.png" in run.stderr
     assert listing(study) == before
+
+
+def test_checkpoint_key_changes_with_what_the_run_depends_on_and_only_that():
+    import dataclasses
+
+    from initstudy.config import load_study
+    from initstudy.training import run_key
+
+    study = load_study(os.path.join(ROOT, "params.yaml"))
+    he = study.experiment("he_normal")
+    manifest = {"splits": {"train": {"shards": [{"sha256": "a"}]}}}
+    key = run_key(study, he, 0, manifest)
+    assert run_key(study, he, 0, manifest) == key
+    more_seeds = dataclasses.replace(study, train=dataclasses.replace(study.train, seeds=(0, 1, 2)))
+    assert run_key(more_seeds, he, 0, manifest) == key  # other seeds do not change this run
+    longer = dataclasses.replace(study, train=dataclasses.replace(study.train, epochs=99))
+    changed = [run_key(longer, he, 0, manifest), run_key(study, he, 1, manifest),
+               run_key(study, dataclasses.replace(he, learning_rate=0.3), 0, manifest),
+               run_key(study, he, 0, {"splits": {"train": {"shards": [{"sha256": "b"}]}}})]
+    assert len({key, *changed}) == 5
+
+
+def test_report_names_the_stage_to_rerun_for_a_missing_input_and_keeps_its_results(prepared):
+    (prepared / "report").mkdir()
+    (prepared / "report" / "summary.md").write_text("the last good report\n")
+    run = stage(prepared, "stages.report", check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1
+    assert "eval/random_normal/runs.json is missing: run `dvc repro evaluate@random_normal`" \
+        in run.stderr
+    assert (prepared / "report" / "summary.md").read_text() == "the last good report\n"
+
+
+def test_truncated_archive_is_refused_in_one_line(tmp_path, mini_archive):
+    study = tmp_path / "study"
+    study.mkdir()
+    params = project(study, mini_archive)
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(open(mini_archive, "rb").read()[:300_000])
+    params["prepare"]["folder"] = str(truncated)
+    write_params(study, params)
+    run = stage(study, "stages.prepare", check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: prepare.folder = ") and "truncated" in last
+    assert not (study / "data").exists()
+
+
+@pytest.mark.parametrize("reader", [("stages.step0", "he_normal"), ("stages.grid",)])
+def test_every_reader_refuses_a_changed_shard(prepared, reader):
+    shard = prepared / "data" / "prepared" / "test-00000-of-00002.tfrecord"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 1  # one bit flipped
+    shard.write_bytes(bytes(data))
+    run = stage(prepared, *reader, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "test-00000-of-00002.tfrecord is missing, truncated or changed" in run.stderr

@@ -1,4 +1,6 @@
-"""End to end: dvc repro on the mini archive, then an experiment that changes one experiment."""
+"""The pipeline: dvc.yaml's deps match the code, and end to end dvc repro on the mini archive,
+then an experiment that changes one experiment."""
+import ast
 import json
 import os
 import shutil
@@ -10,6 +12,44 @@ import yaml
 from conftest import ROOT
 
 
+def project_imports(module):
+    """Files of the project modules `module` imports, directly or through each other (also
+    imports inside functions, and each package's __init__.py)."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts)):  # importing a.b runs a/__init__.py
+            init = os.path.join(*parts[:i], "__init__.py")
+            if os.path.exists(os.path.join(ROOT, init)):
+                seen.add(init)
+        path = os.path.join(*parts) + ".py"
+        if path in seen or not os.path.exists(os.path.join(ROOT, path)):
+            continue
+        seen.add(path)
+        tree = ast.parse(open(os.path.join(ROOT, path)).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return seen
+
+
+def test_stage_deps_cover_their_imports():
+    stages = yaml.safe_load(open(os.path.join(ROOT, "dvc.yaml")))["stages"]
+    assert stages
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        module = stage["cmd"].split("python -m ")[1].split()[0]
+        deps = stage["deps"]
+        imported = project_imports(module)
+        assert module.replace(".", "/") + ".py" in imported
+        missing = [f for f in sorted(imported)
+                   if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
+        assert not missing, f"stage {name} imports {missing} but does not list them in deps"
+
+
 def sh(cmd, cwd, timeout=900):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
                DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -17,6 +57,11 @@ def sh(cmd, cwd, timeout=900):
                          timeout=timeout)
     assert run.returncode == 0, f"{cmd} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     return run.stdout
+
+
+def prepared_hash(repo):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return lock["stages"]["prepare"]["outs"][0]["md5"]
 
 
 def ran_stages(log):
@@ -29,7 +74,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     files = subprocess.run("git ls-files --cached --others --exclude-standard", cwd=ROOT,
                            shell=True, capture_output=True, text=True).stdout.split()
     for f in files:
-        if f.startswith(("tests/", "metrics/", "report/", "docs/")) or f == "dvc.lock":
+        if f.startswith(("tests/", "metrics/", "report/", "grid/", "docs/")) or f == "dvc.lock":
             continue
         (repo / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(os.path.join(ROOT, f), repo / f)
@@ -39,7 +84,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     params["train"].update(epochs=1, batch_size=32)
     params["diagnostics"]["images"] = 16
     params["grid"].update(activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
-                          batch_norm=[False], depthwise_fan=["true"])
+                          batch_norm=[False], depthwise_fan=["per_channel"])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm study", repo)
 
@@ -58,23 +103,30 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
 
     assert ran_stages(sh("dvc repro", repo)) == []  # nothing changed, nothing runs
 
-    # bit-for-bit on a CPU: a forced rerun of everything leaves the git-tracked results as
-    # they were (timings live in the DVC-cached eval/<experiment>/speed.json)
-    assert len(ran_stages(sh("dvc repro --force", repo))) == 15
+    # bit-for-bit on a CPU: a forced rerun of everything (each stage a new process) writes
+    # the same shards and leaves the git-tracked results as they were (timings live in the
+    # DVC-cached eval/<experiment>/speed.json)
+    prepared = prepared_hash(repo)
+    all_stages = ran_stages(log)
+    assert ran_stages(sh("dvc repro --force", repo)) == all_stages
+    assert prepared_hash(repo) == prepared
+    # (dvc.lock changes: models and timings are DVC-cached and never repeat bit for bit)
     assert sh("git status --porcelain -- metrics report grid", repo) == ""
     assert "images_per_second" in sh("dvc metrics show", repo)
 
-    log = sh("dvc exp run -S experiments.he_normal.activation=relu", repo)
+    log = sh("dvc exp run -S experiments.he_normal.activation=selu", repo)
     assert ran_stages(log) == ["evaluate@he_normal", "report", "step0@he_normal",
                                "train@he_normal-0"]
     diff = json.loads(sh("dvc metrics diff --json", repo))
     # (timings in eval/*/speed.json differ after the forced rerun; results must not)
-    assert {k for k in diff if k.startswith("metrics")} == {
+    assert {k for k in diff if k.startswith("metrics")} <= {
         os.path.join("metrics", "he_normal.json"),
         os.path.join("metrics", "step0", "he_normal.json")}, diff
-    assert "test_loss" in diff[os.path.join("metrics", "he_normal.json")]
+    # ReLU6 caps at 6 and zeroes negatives, SELU does neither: the step-0 signal must change
+    step0 = diff[os.path.join("metrics", "step0", "he_normal.json")]
+    assert "max_signal_std" in step0 and "dead_units" in step0, step0
     params_diff = json.loads(sh("dvc params diff --json", repo))["params.yaml"]
-    assert params_diff == {"experiments.he_normal.activation": {"old": "relu6", "new": "relu"}}
+    assert params_diff == {"experiments.he_normal.activation": {"old": "relu6", "new": "selu"}}
 
     # a run that diverges: the pipeline goes on, the metrics and the report say so
     log = sh("dvc exp run -S '+experiments.random_normal.learning_rate=1e30'", repo)

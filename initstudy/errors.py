@@ -1,0 +1,25 @@
+"""Errors a user can fix, shown as one line, and the wrapper every stage runs under."""
+import sys
+
+
+class StudyError(Exception):
+    """A problem the user can fix (a bad param, missing data); shown as one line."""
+
+
+def run_stage(main):
+    """Run a stage's main(); a StudyError becomes one line on stderr and exit status 2."""
+    from initstudy.device import set_cpu_environment
+
+    set_cpu_environment()  # before TensorFlow loads
+    try:
+        main()
+    except StudyError as e:
+        fail(str(e))
+    except OSError as e:  # e.g. an output folder that is not writable: the file and the reason
+        fail(f"{e.filename or ''}: {e.strerror or e}")
+
+
+def fail(message):
+    message = " ".join(line.strip() for line in message.splitlines())  # always one line
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

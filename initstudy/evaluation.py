@@ -1,0 +1,70 @@
+"""Scoring trained runs on the test split and summarizing one experiment across its seeds."""
+import numpy as np
+
+from initstudy.stats import summarize
+
+TIMINGS = ("train_seconds", "images_per_second")  # never repeat: kept out of git-tracked files
+SETTINGS = ("device", "precision", "jit_compile", "steps_per_execution", "deterministic")
+
+
+def score(model, dataset):
+    """(labels, predicted labels, accuracy, mean cross-entropy) of a model on a dataset."""
+    import keras
+
+    logits, labels = [], []
+    for images, batch_labels in dataset:
+        logits.append(model(images, training=False).numpy())
+        labels.append(batch_labels.numpy())
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    predicted = logits.argmax(axis=1)
+    return labels, predicted, float((predicted == labels).mean()), float(loss)
+
+
+def run_record(seed, history):
+    """One run's row of eval/<experiment>/runs.json from its training history.json."""
+    last = history["last_finite"] or {}
+    return {"seed": seed, "diverged": history["diverged"],
+            "diverged_epoch": history["diverged_epoch"], "epochs": history["epochs"],
+            "train_accuracy": last.get("accuracy"), "train_loss": last.get("loss"),
+            "test_accuracy": None, "test_loss": None,
+            **{k: history[k] for k in TIMINGS}, **history["settings"]}
+
+
+def r4(x):
+    return None if x is None else round(x, 4)
+
+
+def experiment_metrics(runs):
+    """metrics/<experiment>.json: mean, std and 95% interval across the runs that did not
+    diverge, how many diverged, and how the runs were trained."""
+    finite = [r for r in runs if not r["diverged"]]
+    metrics = {}
+    for key in ("test_accuracy", "test_loss"):
+        s = summarize([r[key] for r in finite])
+        metrics.update({key: r4(s["mean"]), f"{key}_std": r4(s["std"]),
+                        f"{key}_ci95_low": r4(s["ci_low"]), f"{key}_ci95_high": r4(s["ci_high"])})
+    for key in ("train_accuracy", "train_loss"):
+        metrics[key] = r4(summarize([r[key] for r in finite])["mean"])
+    metrics.update(epochs=max(r["epochs"] for r in runs), seeds=len(runs),
+                   diverged=sum(r["diverged"] for r in runs))
+    # the same for every seed of one experiment on one machine
+    metrics.update({k: runs[0][k] for k in SETTINGS})
+    return metrics
+
+
+def speed_metrics(runs):
+    """Mean timings across runs, for the DVC-cached eval/<experiment>/speed.json."""
+    return {key: r4(summarize([r[key] for r in runs])["mean"]) for key in TIMINGS}
+
+
+CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+
+
+def mean_curve(histories):
+    """Per-epoch mean of the training histories (history.json) of the runs that did not diverge."""
+    if not histories:
+        return []
+    epochs = min(len(h["history"]) for h in histories)
+    return [{"epoch": e + 1, **{k: float(np.mean([h["history"][e][k] for h in histories]))
+                                for k in CURVE_KEYS}} for e in range(epochs)]

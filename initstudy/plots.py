@@ -1,0 +1,114 @@
+"""The report's figures (PNG, matplotlib): curves, final accuracy, step-0 depth profiles,
+kernel std against its formula, and the grid's heatmaps."""
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from initstudy.files import atomic  # noqa: E402
+from initstudy.tables import panel_name, panels  # noqa: E402
+
+
+def save(fig, path, tight=True):
+    if tight:
+        fig.tight_layout()
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def label(e):
+    diverged = e["metrics"]["diverged"]
+    return e["experiment"] + (f" ({diverged} diverged run(s) left out)" if diverged else "")
+
+
+def curves(experiments, key, ylabel, path):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, e in enumerate(experiments):
+        epochs = [h["epoch"] for h in e["curve"]]
+        ax.plot(epochs, [h[key] for h in e["curve"]], "--", color=f"C{i}", alpha=0.6)
+        ax.plot(epochs, [h["val_" + key] for h in e["curve"]], "-o", color=f"C{i}", label=label(e))
+    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}: test (solid) and train (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def test_accuracy(experiments, path):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = [e["experiment"] for e in experiments]
+    metrics = [e["metrics"] for e in experiments]
+    means = [m["test_accuracy"] or 0 for m in metrics]
+    errors = [[mean - (m["test_accuracy_ci95_low"] or mean) for mean, m in zip(means, metrics)],
+              [(m["test_accuracy_ci95_high"] or mean) - mean for mean, m in zip(means, metrics)]]
+    bars = ax.bar(names, means, yerr=errors, capsize=6,
+                  color=[f"C{i}" for i in range(len(experiments))])
+    ax.bar_label(bars, labels=["diverged" if m["test_accuracy"] is None else
+                               f"{m['test_accuracy']:.3f}" for m in metrics], padding=8)
+    ax.set(ylabel="final test accuracy (mean, 95% CI)", ylim=(0, 1))
+    save(fig, path)
+
+
+def step0_depth(experiments, path):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, e in enumerate(experiments):
+        rows = e["step0"]
+        depth = [r["depth"] for r in rows]
+        axes[0].plot(depth, [r["signal_std"] for r in rows], "-", color=f"C{i}",
+                     label=f"{e['experiment']} ({e['initializer']} + {e['activation']})")
+        axes[1].plot(depth, [r["grad_out_std"] for r in rows], "-", color=f"C{i}")
+    axes[0].set(title="signal std after each conv (after BN and activation where present)",
+                ylabel="std")
+    axes[1].set(title="std of d loss / d conv output", ylabel="std")
+    for ax in axes:
+        ax.set(xlabel="conv layer (depth order)", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    save(fig, path)
+
+
+def kernel_std(experiments, fan, path):
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, e in enumerate(experiments):
+        rows = e["step0"]
+        ax.plot([r["depth"] for r in rows], [r["kernel_std_formula"] for r in rows], "-",
+                color=f"C{i}", alpha=0.5)
+        for kind, marker in (("conv", "o"), ("depthwise", "^")):
+            pts = [r for r in rows if r["kind"] == kind]
+            ax.plot([r["depth"] for r in pts], [r["kernel_std"] for r in pts], marker,
+                    color=f"C{i}", ms=4, ls="none",
+                    label=f"{e['experiment']}" if kind == "conv" else None)
+        dw = [r for r in rows if r["kind"] == "depthwise"]
+        ax.plot([r["depth"] for r in dw], [r["kernel_std_per_channel_fan"] for r in dw], "x",
+                color=f"C{i}", ms=6, ls="none")
+    ax.set(yscale="log", xlabel="conv layer (depth order)", ylabel="kernel std",
+           title=f"kernel std: measured (o conv, ^ depthwise), formula with depthwise_fan={fan} "
+                 "(line), per-channel-fan formula for depthwise (x)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def grid_heatmaps(cells, key, title, path):
+    acts = list(dict.fromkeys(c["activation"] for c in cells))
+    inits = list(dict.fromkeys(c["initializer"] for c in cells))
+    combos = panels(cells)
+    fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 3.6), squeeze=False)
+    for ax, (bn, fan) in zip(axes[0], combos):
+        grid = np.full((len(acts), len(inits)), np.nan)
+        for c in cells:
+            if (c["batch_norm"], c["depthwise_fan"]) == (bn, fan) and c[key]:
+                grid[acts.index(c["activation"]), inits.index(c["initializer"])] = np.log10(c[key])
+        image = ax.imshow(np.clip(grid, -8, 8), cmap="RdBu_r", vmin=-8, vmax=8)
+        for (y, x), v in np.ndenumerate(grid):
+            ax.text(x, y, "-" if np.isnan(v) else f"1e{v:+.0f}" if abs(v) >= 1 else f"{10 ** v:.2g}",
+                    ha="center", va="center", fontsize=7,
+                    color="white" if abs(np.nan_to_num(v)) > 5 else "black")
+        ax.set_xticks(range(len(inits)), [i.replace("_normal", "") for i in inits], fontsize=8)
+        ax.set_yticks(range(len(acts)), acts, fontsize=8)
+        ax.set_title(panel_name(bn, fan), fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="log10 ratio (0 = preserved)")
+    fig.suptitle(title, fontsize=10)
+    save(fig, path, tight=False)
