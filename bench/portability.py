@@ -1,0 +1,106 @@
+"""What "bit for bit" covers on CPUs: the same short training under TensorFlow's oneDNN
+kernels at each instruction set this CPU offers (ONEDNN_MAX_CPU_ISA stands in for an older
+CPU generation) and under TensorFlow's own Eigen kernels (TF_ENABLE_ONEDNN_OPTS=0), each in a
+fresh process; prints a fingerprint of the trained weights, the losses and the speed.
+
+Usage: python -m bench.portability [--epochs 3] [--out bench/results-portability.json]
+Reads the mini archive the tests use; takes a few minutes on 2 cores.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ARCHIVE = os.path.join("tests", "data", "cifar10-jpeg-mini.tar.gz")
+# name -> environment (oneDNN's ISA names: its guide "CPU dispatcher control"). TensorFlow's
+# Eigen matrix products call oneDNN's sgemm too, so the ISA cap may act with oneDNN off.
+VARIANTS = {
+    "onednn, native ISA": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "onednn, native ISA, again": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "onednn, AVX2 at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "onednn, AVX at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX"},
+    "onednn, SSE4.1 at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "eigen (oneDNN off)": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "eigen (oneDNN off), again": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "eigen (oneDNN off), SSE4.1 cap": {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
+
+
+def train_once(prepared, epochs):
+    """One deterministic training (he_normal + relu6, 32px, seed 0): weights digest, losses,
+    seconds per epoch after the first."""
+    import keras
+
+    from bench.timer import EpochTimer
+    from initstudy.data import load_manifest, make_dataset
+    from initstudy.device import make_deterministic
+    from initstudy.model import build_mobilenet_v2, data_inputs
+
+    manifest = load_manifest(prepared)
+    make_deterministic(0)
+    model = build_mobilenet_v2(image_size=32, initializer="he_normal", activation="relu6",
+                               **data_inputs(manifest))
+    model.compile(keras.optimizers.SGD(0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = EpochTimer()
+    history = model.fit(make_dataset(prepared, manifest, "train", 64, 0, epochs=(0, epochs)),
+                        epochs=epochs, steps_per_epoch=-(-manifest["splits"]["train"]["count"] // 64),
+                        verbose=0, shuffle=False, callbacks=[timer])
+    digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    return {"weights_sha256": digest[:16], "loss": history.history["loss"],
+            "seconds_per_epoch": min(timer.seconds[1:] or timer.seconds)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join("bench", "results-portability.json"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # child process: one training, one JSON line on stdout
+        print(json.dumps(train_once(args.one, args.epochs)))
+        return
+
+    from initstudy import data
+
+    prepared = tempfile.mkdtemp(prefix="portability-")
+    classes, splits = data.read_image_folder(ARCHIVE, 32)
+    data.write_prepared(classes, splits, prepared, 2, {"folder": ARCHIVE})
+    results = {"cpu": cpu_name(), "epochs": args.epochs, "variants": {}}
+    for name, env in VARIANTS.items():
+        start = time.perf_counter()
+        if "ONEDNN_MAX_CPU_ISA" in env:  # oneDNN before 2.x read the DNNL_ name
+            env = {**env, "DNNL_MAX_CPU_ISA": env["ONEDNN_MAX_CPU_ISA"]}
+        run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
+                              "--epochs", str(args.epochs)],
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        result["wall_seconds"] = round(time.perf_counter() - start, 1)
+        results["variants"][name] = {"env": env, **result}
+        print(f"{name:34s} weights {result['weights_sha256']}  final loss "
+              f"{result['loss'][-1]!r}  {result['seconds_per_epoch']:.2f} s/epoch", flush=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return f"{model}; {' '.join(sorted(f for f in flags if f.startswith(('avx', 'fma', 'amx'))))}"
+
+
+if __name__ == "__main__":
+    main()
