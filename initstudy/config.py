@@ -55,8 +55,15 @@ def _positive(value, name):
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise StudyError(f"{name} = {value!r}: must be a number > 0")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or not math.isfinite(value)):
+        raise StudyError(f"{name} = {value!r}: must be a finite number > 0")
+    return value
+
+
+def _name(value, name):
+    if not isinstance(value, str) or not value.strip():
+        raise StudyError(f"{name} = {value!r}: must be a non-empty name")
     return value
 
 
@@ -73,6 +80,8 @@ def _list_of(values, name, allowed):
     for v in values:
         if v not in allowed or isinstance(v, bool) != isinstance(allowed[0], bool):
             raise StudyError(f"{name} has {v!r}: allowed are {shown}")
+    if len(set(values)) != len(values):
+        raise StudyError(f"{name} = {values!r}: lists a value twice")
     return tuple(values)
 
 
@@ -81,23 +90,24 @@ def _section(params, name, keys):
     section = params.get(name)
     if not isinstance(section, dict):
         raise StudyError(f"{name} = {section!r}: must be a mapping with keys {', '.join(keys)}")
-    unknown = sorted(set(section) - set(keys))
+    unknown = sorted(map(str, set(section) - set(keys)))
     if unknown:
         raise StudyError(f"{name} has unknown key(s) {', '.join(map(str, unknown))}: "
                          f"allowed are {', '.join(keys)}")
     return section
 
 
-def _fits_in_memory(size, images, name, what):
-    """Refuses an image size whose activations for `images` images cannot fit in this
-    machine's memory, before TensorFlow tries (and dies after a long wait)."""
+def _fits_in_memory(size, images, name, images_name, what):
+    """Refuses an image size and batch whose activations cannot fit in this machine's
+    memory, before TensorFlow tries (and dies after a long wait)."""
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     need = BASE_BYTES + BYTES_PER_PIXEL * images * size * size
     if need > have:
-        most = math.isqrt(int((have - BASE_BYTES) / (BYTES_PER_PIXEL * images)))
-        raise StudyError(f"{name} = {size}: {what} of {images} images at {size}x{size} needs "
-                         f"about {need / 1e9:,.0f} GB, this machine has {have / 1e9:.0f} GB; "
-                         f"use at most {most}")
+        most = math.isqrt(max(0, int((have - BASE_BYTES) / (BYTES_PER_PIXEL * images))))
+        raise StudyError(f"{name} = {size} with {images_name} = {images}: {what} of {images} "
+                         f"images at {size}x{size} needs about {need / 1e9:,.0f} GB, this "
+                         f"machine has {have / 1e9:.0f} GB; at {images} images use at most "
+                         f"{most}px, or fewer images")
 
 
 def _fields(cls):
@@ -119,7 +129,7 @@ class Prepare:
     @classmethod
     def parse(cls, p):
         return cls(source=_one_of(p.get("source"), SOURCES, "prepare.source"),
-                    tfds_name=p.get("tfds_name") or "cifar10",
+                    tfds_name=_name(p.get("tfds_name"), "prepare.tfds_name"),
                     data_dir=_optional_str(p.get("data_dir"), "prepare.data_dir"),
                     manual_dir=_optional_str(p.get("manual_dir"), "prepare.manual_dir"),
                     folder=_optional_str(p.get("folder"), "prepare.folder"),
@@ -215,7 +225,7 @@ class Experiment:
         if not isinstance(e, dict):
             raise StudyError(f"{where} = {e!r}: must be a mapping with initializer, activation "
                              "and optionally learning_rate")
-        unknown = sorted(set(e) - set(EXPERIMENT_KEYS))
+        unknown = sorted(map(str, set(e) - set(EXPERIMENT_KEYS)))
         if unknown:
             raise StudyError(f"{where} has unknown key(s) {', '.join(map(str, unknown))}: "
                              f"allowed are {', '.join(EXPERIMENT_KEYS)}")
@@ -296,11 +306,11 @@ def parse_study(params):
                              for name, e in experiments.items()}
     study = Study(**parsed)
     _fits_in_memory(study.model.image_size, study.train.batch_size, "model.image_size",
-                    "a training batch")
+                    "train.batch_size", "a training batch")
     _fits_in_memory(study.model.image_size, study.diagnostics.images, "model.image_size",
-                    "the step-0 batch")
+                    "diagnostics.images", "the step-0 batch")
     _fits_in_memory(study.grid.image_size, study.diagnostics.images, "grid.image_size",
-                    "the step-0 batch")
+                    "diagnostics.images", "the step-0 batch")
     return study
 
 

@@ -12,11 +12,10 @@ def welch_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b, confidence=0.95):
     """Difference of means a - b and its Welch interval from summary statistics (what the
     committed metrics keep); None where either side has fewer than 2 runs."""
     diff = mean_a - mean_b
-    if n_a < 2 or n_b < 2 or std_a is None or std_b is None:
+    # a std of 0 is one rounded below the metrics' 4 decimals: unknown, not exact
+    if n_a < 2 or n_b < 2 or not std_a or not std_b:
         return diff, None, None
     va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
-    if va + vb == 0:
-        return diff, diff, diff
     df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
     half = stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
     return diff, diff - half, diff + half
@@ -50,7 +49,7 @@ def compare(base, branch):
     diff, low, high = welch_from_stats(branch[KEY], branch.get(KEY + "_std"), runs(branch),
                                        base[KEY], base.get(KEY + "_std"), runs(base))
     if low is None:
-        verdict = "no: needs 2+ runs on each side (train.seeds)"
+        verdict = "no: needs 2+ runs with a spread on each side (train.seeds)"
     elif low > 0 or high < 0:
         verdict = "yes: the interval excludes 0"
     else:

@@ -20,7 +20,8 @@ def setting_line(study):
         else f"tfds {p.tfds_name}"
     subset = f", first {p.max_per_class} images per class" if p.max_per_class else ""
     return (f"{source}{subset}, {m.image_size}x{m.image_size}, {t.epochs} epochs, "
-            f"batch {t.batch_size}, plain SGD lr {t.learning_rate}, seeds {list(t.seeds)}, "
+            f"batch {t.batch_size}, plain SGD lr {t.learning_rate} (unless an experiment sets "
+            f"its own), seeds {list(t.seeds)}, "
             f"batch_norm {str(m.batch_norm).lower()}, depthwise_fan {m.depthwise_fan}")
 
 
@@ -46,13 +47,14 @@ def verdicts(tests, seeds):
 
 
 def results_table(experiments):
-    lines = ["| experiment | initializer | activation | train acc | val acc | val acc 95% CI "
+    lines = ["| experiment | initializer | activation | lr | train acc | val acc | val acc 95% CI "
              "| val loss | val loss 95% CI | seeds | diverged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in experiments:
         m = e["metrics"]
         lines.append(
             f"| {e['experiment']} | {e['initializer']} | {e['activation']} | "
+            f"{e['learning_rate']:g} | "
             f"{fmt(m['train_accuracy'])} | {fmt(m['test_accuracy'])} | "
             f"{interval(m['test_accuracy_ci95_low'], m['test_accuracy_ci95_high'])} | "
             f"{fmt(m['test_loss'])} | {interval(m['test_loss_ci95_low'], m['test_loss_ci95_high'])} "

@@ -115,7 +115,8 @@ def train_run(study, experiment, seed, manifest, out):
         live.end()
 
     epochs = state["epochs"]
-    diverged = next((e["epoch"] for e in epochs if e["loss"] is None), None)
+    # any metric not finite (the training loss stops the run; a test loss may go first)
+    diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
     finite = [e for e in epochs if all(v is not None for v in e.values())]
     model.save(os.path.join(out, "model.keras"))
     write_json(os.path.join(out, "history.json"), {

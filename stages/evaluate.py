@@ -4,6 +4,7 @@
 Usage: python -m stages.evaluate <experiment>
 """
 import csv
+import math
 import os
 import sys
 
@@ -38,9 +39,13 @@ def main():
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
         if not run["diverged"]:  # a diverged model's NaN logits would score as garbage
             model = keras.models.load_model(os.path.join(folder, "model.keras"))
-            labels, predicted, run["test_accuracy"], run["test_loss"] = score(model, test_ds)
-            write_predictions(os.path.join(out, "predictions", f"seed{seed}.csv"),
-                              manifest["classes"], labels, predicted)
+            labels, predicted, accuracy, loss = score(model, test_ds)
+            if math.isfinite(loss):
+                run["test_accuracy"], run["test_loss"] = accuracy, loss
+                write_predictions(os.path.join(out, "predictions", f"seed{seed}.csv"),
+                                  manifest["classes"], labels, predicted)
+            else:  # finite training, non-finite test loss: recorded as diverged, not scored
+                run["diverged"], run["diverged_epoch"] = True, run["epochs"]
         runs.append(run)
         state = f"diverged in epoch {run['diverged_epoch']}" if run["diverged"] else \
             f"test accuracy {run['test_accuracy']:.4f}, loss {run['test_loss']:.4f}"

@@ -9,6 +9,7 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import run_stage
 from initstudy.files import write_tsv
+from initstudy.tables import fmt
 
 OUT = os.path.join("grid", "cells.tsv")
 AXES = ("activation", "initializer", "batch_norm", "depthwise_fan")
@@ -37,7 +38,8 @@ def main():
         h = headline(layer_stats(model, images, labels, init, act, fan))
         rows.append({**dict(zip(AXES, (act, init, bn, fan))), **h})
         print(f"[{i}/{len(cells)} {time.perf_counter() - start:.0f}s] {act} + {init}, "
-              f"batch_norm {bn}, fan {fan}: signal ratio {h['signal_ratio']:.3g}", flush=True)
+              f"batch_norm {bn}, fan {fan}: signal ratio {fmt(h['signal_ratio'], '.3g')}",
+              flush=True)
     os.makedirs("grid", exist_ok=True)
     write_tsv(OUT, rows, AXES + MEASURES, float_format=".4g")
 

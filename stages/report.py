@@ -34,7 +34,7 @@ def load_experiment(experiment):
                  for r in runs if not r["diverged"]]
     step0 = os.path.join("metrics", "step0", name)
     return {"experiment": name, "initializer": experiment.initializer,
-            "activation": experiment.activation,
+            "activation": experiment.activation, "learning_rate": experiment.learning_rate,
             "metrics": read_json(need(os.path.join("metrics", f"{name}.json"), f"evaluate@{name}")),
             "runs": runs, "curve": mean_curve(histories),
             "step0": read_tsv(need(step0 + ".tsv", f"step0@{name}")),
@@ -59,7 +59,8 @@ def main():
         | {"splits": {s: {k: v[k] for k in ("count", "per_class")}
                       for s, v in manifest["splits"].items()}},
         "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
-                         "activation": e["activation"], **e["metrics"],
+                         "activation": e["activation"], "learning_rate": e["learning_rate"],
+                         **e["metrics"],
                          "runs": [{k: v for k, v in r.items() if k not in TIMINGS}
                                   for r in e["runs"]]} for e in experiments],
         "pairwise_test_accuracy": tests})

@@ -10,6 +10,7 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import run_stage
 from initstudy.files import write_json, write_tsv
+from initstudy.tables import fmt
 
 OUT = os.path.join("metrics", "step0")
 
@@ -33,8 +34,9 @@ def main():
     write_tsv(os.path.join(OUT, f"{experiment.name}.tsv"), rows, COLUMNS)
     summary = rounded(headline(rows))
     write_json(os.path.join(OUT, f"{experiment.name}.json"), summary)
-    print(f"{experiment.name} at step 0: last/first signal std {summary['signal_ratio']:.3g}, "
-          f"first/last gradient std {summary['gradient_ratio']:.3g}")
+    print(f"{experiment.name} at step 0: last/first signal std "
+          f"{fmt(summary['signal_ratio'], '.3g')}, first/last gradient std "
+          f"{fmt(summary['gradient_ratio'], '.3g')}")
 
 
 if __name__ == "__main__":

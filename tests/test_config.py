@@ -46,7 +46,7 @@ def test_unknown_initializer_or_activation(key, value, pattern):
     ("train", "epochs", 0, r"train.epochs = 0: must be an integer >= 1"),
     ("train", "batch_size", -4, r"train.batch_size = -4: must be an integer >= 1"),
     ("train", "epochs", 2.5, r"train.epochs = 2.5: must be an integer >= 1"),
-    ("train", "learning_rate", 0, r"train.learning_rate = 0: must be a number > 0"),
+    ("train", "learning_rate", 0, r"train.learning_rate = 0: must be a finite number > 0"),
     ("train", "precision", "fp8", r"train.precision = 'fp8': must be one of auto, float32"),
     ("train", "jit_compile", "yes", r"train.jit_compile = 'yes': must be true or false"),
     ("model", "image_size", 16, r"model.image_size = 16: must be an integer >= 32"),
@@ -57,10 +57,18 @@ def test_unknown_initializer_or_activation(key, value, pattern):
     ("grid", "depthwise_fan", ["keras", "true"], r"grid.depthwise_fan has 'true': allowed are keras"),
     ("grid", "batch_norm", [1], r"grid.batch_norm has 1: allowed are true, false"),
     ("diagnostics", "images", 1, r"diagnostics.images = 1: must be an integer >= 2"),
-    ("model", "image_size", 100000, r"model.image_size = 100000: a training batch of 64 images "
-                                     r"at 100000x100000 needs about .* GB, this machine has .* GB; "
-                                     r"use at most \d+"),
-    ("grid", "image_size", 50000, r"grid.image_size = 50000: the step-0 batch of 64 images"),
+    ("model", "image_size", 100000, r"model.image_size = 100000 with train.batch_size = 64: a "
+                                     r"training batch of 64 images at 100000x100000 needs about "
+                                     r".* GB, this machine has .* GB; at 64 images use at most \d+px"),
+    ("grid", "image_size", 50000, r"grid.image_size = 50000 with diagnostics.images = 64: the "
+                                  r"step-0 batch"),
+    ("diagnostics", "images", 10 ** 9, r"model.image_size = 32 with diagnostics.images = 1000000000"
+                                       r": .* use at most 0px, or fewer images"),
+    ("train", "learning_rate", float("inf"), r"train.learning_rate = inf: must be a finite number"),
+    ("prepare", "tfds_name", 123, r"prepare.tfds_name = 123: must be a non-empty name"),
+    ("grid", "activations", ["relu", "relu"], r"grid.activations = \['relu', 'relu'\]: lists a "
+                                              r"value twice"),
+    ("model", 1, 2, r"model has unknown key\(s\) 1: allowed are"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(section, key, value, pattern):
     with pytest.raises(StudyError, match=pattern):
@@ -103,7 +111,7 @@ def test_an_experiment_may_override_the_learning_rate():
 def test_exponent_learning_rates_that_yaml_reads_as_strings_are_numbers():
     assert yaml.safe_load("lr: 1e-3")["lr"] == "1e-3"  # PyYAML: no dot, so a string
     assert parse_study(params_with("train", "learning_rate", "1e-3")).train.learning_rate == 0.001
-    with pytest.raises(StudyError, match=r"train.learning_rate = 'fast': must be a number > 0"):
+    with pytest.raises(StudyError, match=r"train.learning_rate = 'fast': must be a finite number > 0"):
         parse_study(params_with("train", "learning_rate", "fast"))
 
 
