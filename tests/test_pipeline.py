@@ -69,8 +69,9 @@ def ran_stages(log):
                   if line.startswith("Running stage"))
 
 
-def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
-    repo = tmp_path / "study"
+def small_study(repo, mini_archive, experiments=None):
+    """The project's files (no results, no tests) in `repo` with params sized for a test:
+    30 images per class of the mini archive, 1 epoch, a 2x2 grid. Returns the params."""
     files = subprocess.run("git ls-files --cached --others --exclude-standard", cwd=ROOT,
                            shell=True, capture_output=True, text=True).stdout.split()
     for f in files:
@@ -85,8 +86,21 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     params["diagnostics"]["images"] = 16
     params["grid"].update(activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
                           batch_norm=[False], depthwise_fan=["per_channel"])
+    if experiments:
+        params["experiments"] = experiments
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm study", repo)
+    return params
+
+
+def commit(repo, message):
+    sh(f"git add -A && git -c user.name=t -c user.email=t@t commit -qm '{message}'", repo)
+
+
+def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
+    repo = tmp_path / "study"
+    params = small_study(repo, mini_archive)
+    sh("git init -q", repo)
+    commit(repo, "study")
 
     log = sh("dvc repro", repo)
     experiments = list(params["experiments"])
@@ -99,7 +113,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     summary = json.loads((repo / "report" / "summary.json").read_text())
     assert [r["experiment"] for r in summary["experiments"]] == experiments
     assert (repo / "report" / "accuracy.png").stat().st_size > 1000
-    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm results", repo)
+    commit(repo, "results")
 
     assert ran_stages(sh("dvc repro", repo)) == []  # nothing changed, nothing runs
 
@@ -113,6 +127,17 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     # (dvc.lock changes: models and timings are DVC-cached and never repeat bit for bit)
     assert sh("git status --porcelain -- metrics report grid", repo) == ""
     assert "images_per_second" in sh("dvc metrics show", repo)
+
+    # a typo in one experiment: the stage stops with one line and no committed result changes
+    good = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(good.replace("initializer: he_normal", "initializer: kaiming"))
+    run = subprocess.run("dvc repro", cwd=repo, shell=True, capture_output=True, text=True,
+                         env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                                  + os.environ["PATH"]), timeout=300)
+    assert run.returncode != 0 and "Traceback" not in run.stdout + run.stderr
+    assert "error: experiments.he_normal.initializer = 'kaiming': must be one of" in run.stderr
+    assert sh("git status --porcelain -- metrics report grid", repo) == ""
+    (repo / "params.yaml").write_text(good)
 
     log = sh("dvc exp run -S experiments.he_normal.activation=selu", repo)
     assert ran_stages(log) == ["evaluate@he_normal", "report", "step0@he_normal",
