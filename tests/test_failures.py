@@ -235,7 +235,8 @@ def test_truncated_archive_is_refused_in_one_line(tmp_path, mini_archive):
     assert not (study / "data").exists()
 
 
-@pytest.mark.parametrize("reader", [("stages.step0", "he_normal"), ("stages.grid",)])
+@pytest.mark.parametrize("reader", [("stages.step0", "he_normal"), ("stages.grid",),
+                                    ("stages.evaluate", "he_normal")])
 def test_every_reader_refuses_a_changed_shard(prepared, reader):
     shard = prepared / "data" / "prepared" / "test-00000-of-00002.tfrecord"
     data = bytearray(shard.read_bytes())
