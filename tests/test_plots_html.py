@@ -5,12 +5,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
 from conftest import ROOT
+from test_pipeline import sh
 
 BROWSER = shutil.which("chromium-headless-shell") or shutil.which("chromium")
 PLOTS = """plots:
@@ -26,15 +26,6 @@ PLOTS = """plots:
       y:
         eval/predictions.csv: predicted
 """
-
-
-def sh(cmd, cwd):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               DVC_NO_ANALYTICS="1")
-    run = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
 
 
 def browse(page, tmp_path, *extra):

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from test_pipeline import sh
 from initstudy.review import welch_from_stats
 from initstudy.stats import welch
 
@@ -22,15 +23,6 @@ DVC_YAML = """stages:
         - metrics/${key}.json:
             cache: false
 """
-
-
-def sh(cmd, cwd):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               DVC_NO_ANALYTICS="1")
-    run = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
 
 
 def write(repo, path, obj):
