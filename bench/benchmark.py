@@ -156,9 +156,9 @@ def main():
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile.lower()]
     results = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
                "batch_size": args.batch_size, "sizes": {}}
+    train = dataclasses.replace(load_study().train, precision=args.precision, jit_compile=jit)
+    settings = device.resolve(train)
     for i, size in enumerate(args.sizes):
-        train = dataclasses.replace(load_study().train, precision=args.precision, jit_compile=jit)
-        settings = device.resolve(train)
         steps = args.steps[i] if args.steps else (40 if size <= 64 else 4)
         if settings.device == "gpu" and not args.steps:
             steps = 300
