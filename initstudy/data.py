@@ -1,6 +1,7 @@
 """Data: CIFAR-10 from tensorflow-datasets or an image folder, into TFRecord shards, and back."""
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -172,6 +173,27 @@ def read_tfds(name, data_dir=None, manual_dir=None, max_per_class=None, storage_
     return classes, splits
 
 
+def split_validation(classes, splits, per_class, seed):
+    """train -> train + validation: `per_class` images of every class, drawn with a fixed seed
+    (stratified), so the test split is used once, for the final table. The rest of train is
+    stored class-interleaved (c0, c1, ..., c0, c1, ...) in a seeded order, so that its first
+    N records are a stratified subset too (the training-accuracy check reads them)."""
+    images, labels = splits["train"]
+    rng = np.random.default_rng(seed)
+    validation, rest = [], []
+    for label, cls in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if len(members) <= per_class:
+            raise StudyError(f"prepare.validation_per_class = {per_class}: class {cls} has only "
+                             f"{len(members)} training images; it must leave some to train on")
+        validation.append(np.sort(members[:per_class]))
+        rest.append(members[per_class:])
+    order = np.asarray([i for row in itertools.zip_longest(*rest) for i in row if i is not None])
+    held = np.concatenate(validation)
+    return {"train": (images[order], labels[order]), "validation": (images[held], labels[held]),
+            **{s: v for s, v in splits.items() if s != "train"}}
+
+
 # ---------------------------------------------------------------- TFRecord shards
 def _sha256(path):
     h = hashlib.sha256()
@@ -215,14 +237,16 @@ def write_tfrecords(images, labels, out_dir, split, num_shards):
              "sha256": _sha256(p)} for i, p in enumerate(paths)]
 
 
-def write_prepared(classes, splits, out_dir, num_shards, source):
-    """Shards and manifest into out_dir, built beside it and renamed into place at the end."""
+def write_prepared(classes, splits, out_dir, num_shards, source, validation=None):
+    """Shards and manifest into out_dir, built beside it and renamed into place at the end;
+    `validation` records how the validation split was drawn."""
     tmp = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     train_images = splits["train"][0]
     manifest = {
         "source": source,
+        "validation": validation,
         "classes": list(classes),
         "image_shape": list(train_images.shape[1:]),
         # per-channel statistics of the training split, for the model's standardisation
@@ -274,9 +298,11 @@ def verify_shards(prepared_dir, manifest):
                                  "from the manifest); restore it with dvc checkout or re-run prepare")
 
 
-def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, epochs=(0, 1)):
-    """Batches of (uint8 images, int32 labels) from the shards: parallel reads, records
-    cached in memory, parsing per batch, prefetch.
+def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, epochs=(0, 1),
+                 limit=None):
+    """Batches of (uint8 images, int32 labels) from the shards: parallel reads (interleaved in
+    the order prepare wrote them), records cached in memory, parsing per batch, prefetch.
+    `limit` keeps the first N records (unshuffled).
 
     With a shuffle_seed, epochs (first, end) are yielded back to back, each shuffled by
     (seed, epoch) alone, so a run resumed at epoch k sees the batches an uninterrupted run
@@ -296,6 +322,8 @@ def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, e
 
     records = tf.data.TFRecordDataset(files, num_parallel_reads=len(files)).cache()
     records = records.apply(tf.data.experimental.assert_cardinality(info["count"]))
+    if limit is not None:
+        records = records.take(limit)
     if shuffle_seed is None:
         batches = records.batch(batch_size)
     else:

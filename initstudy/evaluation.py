@@ -27,6 +27,8 @@ def run_record(seed, history):
     return {"seed": seed, "diverged": history["diverged"],
             "diverged_epoch": history["diverged_epoch"], "epochs": history["epochs"],
             "train_accuracy": last.get("accuracy"), "train_loss": last.get("loss"),
+            "inference_accuracy": last.get("inference_accuracy"),
+            "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
             "test_accuracy": None, "test_loss": None,
             **{k: history[k] for k in TIMINGS}, **history["settings"]}
 
@@ -44,7 +46,7 @@ def experiment_metrics(runs):
         s = summarize([r[key] for r in finite])
         metrics.update({key: r4(s["mean"]), f"{key}_std": r4(s["std"]),
                         f"{key}_ci95_low": r4(s["ci_low"]), f"{key}_ci95_high": r4(s["ci_high"])})
-    for key in ("train_accuracy", "train_loss"):
+    for key in ("train_accuracy", "train_loss", "inference_accuracy", "val_accuracy", "val_loss"):
         metrics[key] = r4(summarize([r[key] for r in finite])["mean"])
     metrics.update(epochs=max(r["epochs"] for r in runs), seeds=len(runs),
                    diverged=sum(r["diverged"] for r in runs))
@@ -58,7 +60,8 @@ def speed_metrics(runs):
     return {key: r4(summarize([r[key] for r in runs])["mean"]) for key in TIMINGS}
 
 
-CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+CURVE_KEYS = ("accuracy", "inference_accuracy", "loss", "inference_loss", "val_accuracy",
+              "val_loss")
 
 
 def mean_curve(histories):

@@ -43,6 +43,7 @@ def train_run(study, experiment, seed, manifest, out):
     from dvclive.keras import DVCLiveCallback
 
     from initstudy import device
+    from initstudy.evaluation import score
     from initstudy.model import build_for_experiment
 
     train, name = study.train, experiment.name
@@ -76,6 +77,15 @@ def train_run(study, experiment, seed, manifest, out):
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
 
+    class InferenceAccuracy(keras.callbacks.Callback):
+        """Keras' `accuracy` is a running mean over the epoch with BN in training mode; this is
+        the model at the epoch's end in inference mode (BN's moving statistics) on a fixed,
+        stratified subset of the training split: the number comparable to validation."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            _, _, accuracy, loss = score(self.model, inference_ds)
+            logs["inference_accuracy"], logs["inference_loss"] = accuracy, loss
+
     class Checkpoint(keras.callbacks.Callback):
         """Times each epoch's training (not its validation) and saves a resumable state."""
 
@@ -105,17 +115,21 @@ def train_run(study, experiment, seed, manifest, out):
               f"{experiment.activation}, epochs {start + 1}-{train.epochs} of {count} images")
         train_ds = make_dataset(PREPARED, manifest, "train", train.batch_size, seed,
                                 epochs=(start, train.epochs))
-        test_ds = make_dataset(PREPARED, manifest, "test", train.batch_size)
-        # DVCLive before Checkpoint, so that the checkpoint holds this epoch's live/ files.
+        # the first N training records, stored class-interleaved: a fixed stratified subset
+        inference_ds = make_dataset(PREPARED, manifest, "train", train.batch_size,
+                                    limit=train.inference_images)
+        validation_ds = make_dataset(PREPARED, manifest, "validation", train.batch_size)
+        # InferenceAccuracy, then DVCLive (which logs its numbers), then Checkpoint (which
+        # holds this epoch's live/ files).
         model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
-                  validation_data=test_ds, verbose=2, shuffle=False,  # tf.data shuffles
-                  callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live),
-                             Checkpoint()])
+                  validation_data=validation_ds, verbose=2, shuffle=False,  # tf.data shuffles
+                  callbacks=[keras.callbacks.TerminateOnNaN(), InferenceAccuracy(),
+                             DVCLiveCallback(live=live), Checkpoint()])
     else:
         live.end()
 
     epochs = state["epochs"]
-    # any metric not finite (the training loss stops the run; a test loss may go first)
+    # any metric not finite (the training loss stops the run; a validation loss may go first)
     diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
     finite = [e for e in epochs if all(v is not None for v in e.values())]
     model.save(os.path.join(out, "model.keras"))

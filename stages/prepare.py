@@ -1,5 +1,6 @@
 """prepare: an image folder or archive (default: the embedded CIFAR-10 JPEG re-encode) or
-tensorflow-datasets' CIFAR-10 -> TFRecord shards + manifest in data/prepared."""
+tensorflow-datasets' CIFAR-10 -> train / validation (carved from train, stratified) / test
+TFRecord shards + manifest in data/prepared."""
 from initstudy import data
 from initstudy.config import load_study
 from initstudy.errors import run_stage
@@ -8,7 +9,11 @@ from initstudy.errors import run_stage
 def main():
     prepare = load_study().prepare
     classes, splits, source = data.read_source(prepare)
-    manifest = data.write_prepared(classes, splits, data.PREPARED, prepare.shards, source)
+    splits = data.split_validation(classes, splits, prepare.validation_per_class,
+                                   prepare.split_seed)
+    manifest = data.write_prepared(classes, splits, data.PREPARED, prepare.shards, source,
+                                   {"per_class": prepare.validation_per_class,
+                                    "seed": prepare.split_seed, "drawn_from": "train"})
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"prepared {counts} images of {len(classes)} classes, "
           f"{manifest['image_shape']} uint8, into {data.PREPARED}")

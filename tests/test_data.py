@@ -129,3 +129,37 @@ def test_shards_are_written_in_canonical_bytes(mini_archive, tmp_path):
             for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
                 canonical = tf.train.Example.FromString(record).SerializeToString(deterministic=True)
                 assert record == canonical
+
+
+def test_validation_is_carved_from_train_stratified_and_the_train_head_is_stratified(
+        mini_archive, tmp_path):
+    classes, splits = data.read_image_folder(mini_archive, 32, max_per_class=40)
+    carved = data.split_validation(classes, splits, per_class=8, seed=0)
+    assert list(carved) == ["train", "validation", "test"]
+    assert np.bincount(carved["validation"][1]).tolist() == [8] * 10
+    assert np.bincount(carved["train"][1]).tolist() == [32] * 10
+    assert carved["test"][0] is splits["test"][0]  # the test split is untouched
+
+    def keys(images):  # an image's bytes identify it
+        return {im.tobytes() for im in images}
+
+    train, held = keys(carved["train"][0]), keys(carved["validation"][0])
+    assert not train & held and train | held == keys(splits["train"][0])
+    # fixed by the seed, different for another
+    again = data.split_validation(classes, splits, 8, 0)
+    np.testing.assert_array_equal(again["validation"][0], carved["validation"][0])
+    assert keys(data.split_validation(classes, splits, 8, 1)["validation"][0]) != held
+
+    # stored class-interleaved: the first N records read back are a stratified subset
+    out = str(tmp_path / "prepared")
+    manifest = data.write_prepared(classes, carved, out, 3, {}, {"per_class": 8, "seed": 0})
+    labels = np.concatenate([y.numpy() for _, y in
+                             data.make_dataset(out, manifest, "train", 7, limit=50)])
+    assert np.bincount(labels, minlength=10).tolist() == [5] * 10
+
+
+def test_a_validation_split_that_would_empty_a_class_is_refused(mini_archive):
+    classes, splits = data.read_image_folder(mini_archive, 32, max_per_class=5)
+    with pytest.raises(StudyError, match=r"prepare.validation_per_class = 5: class airplane has "
+                                         r"only 5 training images"):
+        data.split_validation(classes, splits, 5, 0)
