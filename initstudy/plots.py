@@ -28,8 +28,12 @@ def curves(experiments, key, ylabel, path):
     for i, e in enumerate(experiments):
         epochs = [h["epoch"] for h in e["curve"]]
         ax.plot(epochs, [h[key] for h in e["curve"]], "--", color=f"C{i}", alpha=0.6)
+        ax.plot(epochs, [h["inference_" + key] for h in e["curve"]], ":", color=f"C{i}")
         ax.plot(epochs, [h["val_" + key] for h in e["curve"]], "-o", color=f"C{i}", label=label(e))
-    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}: test (solid) and train (dashed)")
+    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}: validation (solid), train in "
+                                                f"inference mode (dotted), Keras' running train "
+                                                f"value (dashed)")
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, path)
@@ -53,13 +57,18 @@ def test_accuracy(experiments, path):
 def step0_depth(experiments, path):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, e in enumerate(experiments):
-        rows = e["step0"]
+        rows = [r for r in e["step0"] if r["kind"] != "residual"]
+        residual = [r for r in e["step0"] if r["kind"] == "residual"]
         depth = [r["depth"] for r in rows]
         axes[0].plot(depth, [r["signal_std"] for r in rows], "-", color=f"C{i}",
                      label=f"{e['experiment']} ({e['initializer']} + {e['activation']})")
+        axes[0].plot([r["depth"] for r in residual], [r["signal_std"] for r in residual], "s",
+                     color=f"C{i}", ms=4, ls="none")
         axes[1].plot(depth, [r["grad_out_std"] for r in rows], "-", color=f"C{i}")
-    axes[0].set(title="signal std after each conv (after BN and activation where present)",
+    axes[0].set(title="per-unit signal std across the batch after each conv (line; after BN "
+                      "and activation where present) and after each residual add (squares)",
                 ylabel="std")
+    axes[0].title.set_fontsize(8)
     axes[1].set(title="std of d loss / d conv output", ylabel="std")
     for ax in axes:
         ax.set(xlabel="conv layer (depth order)", yscale="log")
@@ -71,7 +80,7 @@ def step0_depth(experiments, path):
 def kernel_std(experiments, fan, path):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, e in enumerate(experiments):
-        rows = e["step0"]
+        rows = [r for r in e["step0"] if r["kind"] != "residual"]
         ax.plot([r["depth"] for r in rows], [r["kernel_std_formula"] for r in rows], "-",
                 color=f"C{i}", alpha=0.5)
         for kind, marker in (("conv", "o"), ("depthwise", "^")):

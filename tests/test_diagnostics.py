@@ -3,7 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from initstudy.diagnostics import headline, layer_stats
+from initstudy.diagnostics import grid_cell, headline, layer_stats, unit_std
+from initstudy.tables import winner
 from initstudy.initializers import expected_std, make_initializer
 from initstudy.model import build_mobilenet_v2
 
@@ -94,3 +95,53 @@ def test_reference_model_step0_shows_bn_hiding_and_the_keras_fan_collapse():
     assert 0.5 < ratio(True, "keras") < 2  # BN re-normalizes every layer
     assert ratio(False, "keras") < 1e-4  # depthwise kernels sqrt(C) too small: collapse
     assert 0.1 < ratio(False, "per_channel") < 10  # with the per-channel fan He keeps the signal
+
+
+def test_a_fixed_offset_per_unit_is_not_signal():
+    """Zero kernel + a random bias per channel: every image gives the same output, so the
+    per-unit std across the batch is 0 while the pooled std counts the offsets."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", kernel_initializer="zeros",
+                            bias_initializer=keras.initializers.RandomNormal(0, 1, seed=0),
+                            name="conv1")(inputs)
+    x = keras.layers.Activation("tanh", name="conv1_act")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    images = np.random.default_rng(0).standard_normal((32, 8, 8, 3)).astype("float32")
+    row = layer_stats(model, images, np.zeros(32, int), "random_normal", "tanh")[0]
+    assert row["signal_std"] < 1e-6
+    assert row["signal_pooled_std"] > 0.3
+    # and on data: a per-unit std is the RMS of each unit's std across the batch
+    x = np.stack([np.full((2, 2), 5.0), np.full((2, 2), 7.0)])  # two images, 4 units each
+    assert unit_std(x) == pytest.approx(1.0) and x.std() == pytest.approx(1.0)
+    assert unit_std(x + np.arange(4.0).reshape(2, 2)) == pytest.approx(1.0)  # offsets ignored
+
+
+def test_the_residual_stream_is_tapped_after_the_conv_that_feeds_it():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 32, 32, 3)).astype("uint8")
+    model = build_mobilenet_v2(10, 32, "he_normal", "relu6")
+    rows = layer_stats(model, images, rng.integers(0, 10, 8), "he_normal", "relu6")
+    residual = [r for r in rows if r["kind"] == "residual"]
+    adds = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert [r["layer"] for r in residual] == adds and len(adds) == 10  # MobileNetV2's 10 adds
+    for r in residual:
+        feeder = rows[rows.index(r) - 1]
+        assert feeder["kind"] == "conv" and feeder["depth"] == r["depth"]  # the project conv
+        assert r["signal_std"] > 0 and r["grad_out_std"] > 0
+    assert headline(rows)["max_residual_std"] == max(r["signal_std"] for r in residual)
+
+
+def test_grid_verdict_is_stable_across_initialization_seeds():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3)).astype("uint8")
+    labels = rng.integers(0, 10, 16)
+    inputs = {"num_classes": 10, "input_size": 32, "input_mean": [127.0] * 3,
+              "input_std": [64.0] * 3}
+
+    def verdict(seeds):
+        cells = [{"initializer": init, **grid_cell("relu", init, False, "per_channel", seeds, 32,
+                                                   images, labels, inputs)}
+                 for init in ("he_normal", "lecun_normal", "glorot_normal")]
+        return winner(sorted(cells, key=lambda c: c["drift"]))[0]
+
+    assert verdict((0, 1, 2)) == verdict((3, 4, 5)) == "he_normal"
