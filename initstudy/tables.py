@@ -1,5 +1,6 @@
-"""The report's text: the results table, the tests between experiments, the step-0 table,
-the reference's published numbers and the grid's verdict on its closing table (markdown)."""
+"""The report's text: the results table, the analysis of the differences between
+experiments, the step-0 table, the reference's published numbers (on CIFAR-10 only) and the
+grid's verdict on its closing table (markdown)."""
 import math
 import os
 
@@ -25,40 +26,57 @@ def setting_line(study):
             f"batch_norm {str(m.batch_norm).lower()}, depthwise_fan {m.depthwise_fan}")
 
 
-def verdicts(tests, seeds):
-    if seeds < 2:
-        return ["With one seed per experiment there is no estimate of run-to-run noise, so no "
-                "difference between these experiments can be called real; set `train.seeds` "
-                "to 3 or more."]
-    lines = []
-    for t in tests:
-        if t["p_holm"] is None:
-            continue
-        better, worse = (t["a"], t["b"]) if t["diff"] > 0 else (t["b"], t["a"])
+def analysis_lines(analysis, seeds):
+    """The headline analysis of test accuracy (stats.seed_analysis), in words and a table."""
+    if analysis is None:
+        return ["With one seed per experiment there is no estimate of run-to-run noise: no "
+                "difference between these experiments can be called real or ruled out. Add "
+                "seeds (only the new runs train): `dvc exp run -S 'train.seeds=[0,1,2]'`."]
+    a = analysis
+    blocked = "-" if a["blocked_f"] is None else \
+        f"F({a['blocked_df'][0]}, {a['blocked_df'][1]}) = {a['blocked_f']:.2f}, p = {a['blocked_p']:.3g}"
+    lines = [f"One-way ANOVA over {len(a['experiments'])} experiments x {a['seeds_per_experiment']} "
+             f"seeds: F({a['anova_df'][0]}, {a['anova_df'][1]}) = {a['anova_f']:.2f}, "
+             f"p = {a['anova_p']:.3g} (Levene's test of equal variances: p = {a['levene_p']:.3g}). "
+             f"Seed-blocked ANOVA (a seed fixes the batch order and the standardized weight draws "
+             f"in every experiment): {blocked}. Pooled run-to-run sd {a['pooled_sd']:.4f}: at "
+             f"{a['seeds_per_experiment']} seeds a true gap smaller than {a['mdd']:.4f} "
+             f"({a['mdd_corrected']:.4f} after correcting for {len(a['pairs'])} pairs) would be "
+             f"missed more often than 1 time in {1 / (1 - a['power']):.0f} "
+             f"(minimum detectable difference at {a['power']:.0%} power, alpha {a['alpha']}).", ""]
+    for t in a["pairs"]:
+        ci = interval(t["ci_low"], t["ci_high"])
         if t["significant"]:
-            lines.append(f"- **{better}** beats {worse} by {abs(t['diff']):.4f} test accuracy "
-                         f"(95% CI of {t['a']} - {t['b']}: {interval(t['ci_low'], t['ci_high'])}, "
-                         f"Holm-adjusted p = {t['p_holm']:.3g}): a real difference at these seeds.")
+            better, worse = (t["a"], t["b"]) if t["diff"] > 0 else (t["b"], t["a"])
+            lines.append(f"- **{better}** above {worse} by {abs(t['diff']):.4f} (Tukey 95% "
+                         f"interval of {t['a']} - {t['b']}: {ci}, p = {t['p_tukey']:.3g}).")
         else:
-            lines.append(f"- {t['a']} vs {t['b']}: {t['diff']:+.4f} "
-                         f"(95% CI {interval(t['ci_low'], t['ci_high'])}, Holm-adjusted "
-                         f"p = {t['p_holm']:.3g}): not distinguishable from run-to-run noise.")
-    return lines
+            bound = max(abs(t["ci_low"]), abs(t["ci_high"]))
+            lines.append(f"- {t['a']} vs {t['b']}: {t['diff']:+.4f}, no difference detected "
+                         f"(Tukey 95% interval {ci}, p = {t['p_tukey']:.3g}); the data rule out "
+                         f"a gap larger than {bound:.4f}, not a smaller one.")
+    lines += ["", "| a | b | a - b | Tukey 95% interval | in pooled sd | p (Tukey) |",
+              "|---|---|---|---|---|---|"]
+    return lines + [f"| {t['a']} | {t['b']} | {t['diff']:+.4f} | "
+                    f"{interval(t['ci_low'], t['ci_high'])} | "
+                    f"{t['diff'] / a['pooled_sd']:+.2f} | {t['p_tukey']:.3g} |"
+                    for t in a["pairs"]] if a["pooled_sd"] else lines
 
 
 def results_table(experiments):
-    lines = ["| experiment | initializer | activation | lr | train acc | val acc | val acc 95% CI "
-             "| val loss | val loss 95% CI | seeds | diverged |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| experiment | initializer | activation | lr | train acc (running) "
+             "| train acc (inference) | val acc | test acc | test acc 95% CI | test loss "
+             "| seeds | diverged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in experiments:
         m = e["metrics"]
         lines.append(
             f"| {e['experiment']} | {e['initializer']} | {e['activation']} | "
-            f"{e['learning_rate']:g} | "
-            f"{fmt(m['train_accuracy'])} | {fmt(m['test_accuracy'])} | "
+            f"{e['learning_rate']:g} | {fmt(m['train_accuracy'])} | "
+            f"{fmt(m['inference_accuracy'])} | {fmt(m['val_accuracy'])} | "
+            f"{fmt(m['test_accuracy'])} | "
             f"{interval(m['test_accuracy_ci95_low'], m['test_accuracy_ci95_high'])} | "
-            f"{fmt(m['test_loss'])} | {interval(m['test_loss_ci95_low'], m['test_loss_ci95_high'])} "
-            f"| {m['seeds']} | {m['diverged']} |")
+            f"{fmt(m['test_loss'])} | {m['seeds']} | {m['diverged']} |")
     for e in experiments:
         bad = [r for r in e["runs"] if r["diverged"]]
         if bad:
@@ -70,13 +88,18 @@ def results_table(experiments):
 
 
 def step0_table(experiments):
-    lines = ["| experiment | last/first signal std | first/last gradient std | "
-             "min signal std | dead units (ReLU family) |", "|---|---|---|---|---|"]
+    lines = ["Signal: the per-unit std across the batch (pooled over batch x H x W x C in "
+             "brackets, which also counts fixed per-unit offsets); residual: the largest per-unit "
+             "std after a residual add.", "",
+             "| experiment | last/first signal std (pooled) | first/last gradient std | "
+             "min signal std | max residual std | dead units (ReLU family) |",
+             "|---|---|---|---|---|---|"]
     for e in experiments:
         h = e["step0_headline"]
-        lines.append(f"| {e['experiment']} | {fmt(h['signal_ratio'], '.3g')} | "
+        lines.append(f"| {e['experiment']} | {fmt(h['signal_ratio'], '.3g')} "
+                     f"({fmt(h['pooled_signal_ratio'], '.3g')}) | "
                      f"{fmt(h['gradient_ratio'], '.3g')} | {fmt(h['min_signal_std'], '.3g')} | "
-                     f"{fmt(h['dead_units'], '.3f')} |")
+                     f"{fmt(h['max_residual_std'], '.3g')} | {fmt(h['dead_units'], '.3f')} |")
     return lines
 
 
@@ -89,8 +112,24 @@ def tests_table(tests):
                     for t in tests]
 
 
-def reference_table(reference):
-    lines = ["| experiment | initializer | activation | train acc | val acc | val loss |",
+def reference_lines(reference, manifest, study):
+    """The reference's published table, only where it compares: on CIFAR-10, with what
+    differs between its run and ours."""
+    if manifest["classes"] != reference["classes"]:
+        return ["No reference: the data is not CIFAR-10 (classes "
+                f"{', '.join(manifest['classes'])}), so the reference study's numbers do not "
+                "apply."]
+    differs = []
+    if study.model.image_size != reference["image_size"]:
+        differs.append(f"resolution {study.model.image_size}px vs {reference['image_size']}px")
+    if study.train.epochs != reference["epochs"]:
+        differs.append(f"{study.train.epochs} epochs vs {reference['epochs']}")
+    if "folder" in manifest["source"]:
+        differs.append("our images are a lossy JPEG re-encode of CIFAR-10")
+    differs.append("its validation was the test split; ours is carved from train")
+    lines = [f"{reference['study']} What differs from ours: {'; '.join(differs)}. The numbers "
+             "are not comparable one to one.", "",
+             "| experiment | initializer | activation | train acc | val acc | val loss |",
              "|---|---|---|---|---|---|"]
     return lines + [f"| {name} | {r['initializer']} | {r['activation']} | "
                     f"{r['train_accuracy']:.4f} | {r['val_accuracy']:.4f} | {r['val_loss']:.4f} |"
@@ -109,26 +148,28 @@ def data_lines(manifest, study):
                     for c in manifest["classes"]]
 
 
-def results_markdown(study, manifest, experiments, tests, reference):
+def results_markdown(study, manifest, experiments, analysis, tests, reference):
     seeds = len(study.train.seeds)
+    validation = manifest.get("validation") or {}
     lines = ["# Weight-initialization study: results", "",
-             f"Ours: {setting_line(study)}. Validation = the test split, as in the reference. "
+             f"Ours: {setting_line(study)}. Validation: {validation.get('per_class')} images "
+             f"per class drawn from train (seed {validation.get('seed')}), watched every epoch; "
+             "the test split is scored once, for this table. Train accuracy: Keras' running "
+             "mean over the last epoch (BN in training mode) and the model at the epoch's end "
+             f"in inference mode on the first {study.train.inference_images} training images. "
              f"Mean over {seeds} seed(s); 95% t-interval of the mean.", ""]
     lines += data_lines(manifest, study) + [""]
     lines += results_table(experiments)
     lines += ["", "## At initialization (step 0, one batch, before any training)", ""]
     lines += step0_table(experiments)
-    lines += ["", "## Which differences are real", "",
-              "Welch's t-test on test accuracy across seeds for every pair, p-values "
-              f"Holm-corrected for the number of pairs, significant at {SIGNIFICANCE}.", ""]
-    lines += verdicts(tests, seeds)
+    lines += ["", "## Which differences are real", ""]
+    lines += analysis_lines(analysis, seeds)
     if seeds >= 2:
-        lines += [""] + tests_table(tests)
-    lines += ["", "## The reference study's published numbers, for comparison", "",
-              f"{reference['study']} Where our settings above differ, the numbers are not "
-              "comparable one to one.", ""]
-    lines += reference_table(reference)
-    return lines
+        lines += ["", "Sensitivity check: Welch's t-test for every pair, p-values "
+                  f"Holm-corrected for the number of pairs, significant at {SIGNIFICANCE}.", ""]
+        lines += tests_table(tests)
+    lines += ["", "## The reference study's published numbers", ""]
+    return lines + reference_lines(reference, manifest, study)
 
 
 def panels(cells):
@@ -140,35 +181,56 @@ def panel_name(bn, fan):
     return f"BN {'on' if bn else 'off'}, {fan} fan"
 
 
-def best_per_panel(cells, activation):
-    """Per panel: the cell of `activation` whose signal ratio is closest to 1 (or None)."""
-    best = {}
-    for combo in panels(cells):
-        pool = [c for c in cells if c["activation"] == activation and c["signal_ratio"]
-                and (c["batch_norm"], c["depthwise_fan"]) == combo]
-        best[combo] = min(pool, key=lambda c: abs(math.log10(c["signal_ratio"]))) if pool else None
-    return best
+def ranked(cells, activation, combo):
+    """The cells of `activation` in one panel, least drift first."""
+    pool = [c for c in cells if c["activation"] == activation
+            and (c["batch_norm"], c["depthwise_fan"]) == combo]
+    return sorted(pool, key=lambda c: c["drift"])
+
+
+def winner(pool):
+    """(initializer, why) by the verdict rule: the least mean drift wins only when its range
+    over the initialization seeds lies wholly below the runner-up's; otherwise no clear winner."""
+    if not pool:
+        return None, "-"
+    best = pool[0]
+    if not math.isfinite(best["drift"]):
+        return None, "none: every initializer collapses"
+    shown = f"{best['initializer']} ({drift_range(best)})"
+    if len(pool) > 1 and best["drift_max"] >= pool[1]["drift_min"]:
+        return None, (f"no clear winner: {shown} overlaps {pool[1]['initializer']} "
+                      f"({drift_range(pool[1])})")
+    return best["initializer"], shown
+
+
+def drift_range(c):
+    return f"{c['drift']:.2f} [{c['drift_min']:.2f}, {c['drift_max']:.2f}]"
 
 
 def grid_verdicts(cells, advice):
-    """Per activation: the initializer that keeps the signal best in each panel, and whether
-    the panel where the initializer acts alone (BN off, per-channel fan) agrees with `advice`."""
+    """Per activation: the initializer that keeps signal and gradient best in each panel, and
+    whether the panel where the initializer acts alone (BN off, per-channel fan) agrees with
+    `advice`."""
     combos = panels(cells)
     alone = (False, "per_channel") if (False, "per_channel") in combos else combos[0]
     head = " | ".join(f"best with {panel_name(*c)}" for c in combos)
     lines = [f"| activation | {head} | the reference says | agrees ({panel_name(*alone)})? |",
              "|---" * (len(combos) + 3) + "|"]
     for act in dict.fromkeys(c["activation"] for c in cells):
-        best = best_per_panel(cells, act)
-        shown = " | ".join("-" if b is None else f"{b['initializer']} ({b['signal_ratio']:.3g})"
-                           for b in best.values())
+        verdicts = {combo: winner(ranked(cells, act, combo)) for combo in combos}
+        shown = " | ".join(why for _, why in verdicts.values())
         said = advice.get(act, "-")
-        verdict = best[alone] and ("yes" if best[alone]["initializer"] == said else
-                                   f"no: {best[alone]['initializer']} keeps the signal better")
-        lines.append(f"| {act} | {shown} | {said} | {verdict or '-'} |")
+        chosen, why = verdicts[alone]
+        agrees = ("yes" if chosen == said else f"no: {chosen} keeps signal and gradient better"
+                  ) if chosen else why.split(":")[0]
+        lines.append(f"| {act} | {shown} | {said} | {agrees} |")
     return ["## The reference's closing table, tested at step 0", "",
-            "Ratio of the last to the first conv layer's signal std on one batch at "
-            "initialization (1 = preserved), per activation: the initializer closest to 1. "
-            "With BN on, BN re-normalizes every layer and hides the initializer; with Keras' "
-            "depthwise fan and no BN every cell collapses; BN off with the per-channel fan "
-            "shows the initializers' own effect, so the verdict is taken there.", ""] + lines
+            "Per cell, the drift of one initialization: |log10(last/first conv per-unit signal "
+            "std)| + |log10(first/last conv output-gradient std)|, in decades (0 = forward and "
+            "backward both preserved), as a mean [min, max] over the grid's initialization "
+            "seeds. The least drift wins a panel only when its range lies wholly below the "
+            "runner-up's; otherwise the panel has no clear winner. With BN on, BN re-normalizes "
+            "every layer and hides the initializer; with Keras' depthwise fan and no BN the "
+            "signal collapses; BN off with the per-channel fan shows the initializers' own "
+            "effect, so the verdict is taken there. ReLU6's ratios are capped by its clipping "
+            "at 6.", ""] + lines

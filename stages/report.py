@@ -1,5 +1,6 @@
-"""report: our results beside the reference study's, with 95% intervals across seeds,
-pairwise tests, step-0 and grid verdicts, per-epoch curves and plots -> report/."""
+"""report: our results with 95% intervals across seeds, the ANOVA / Tukey analysis of their
+differences (Welch + Holm as a sensitivity check), step-0 and grid verdicts, the reference
+study's numbers where they compare, per-epoch curves and plots -> report/."""
 import os
 
 import yaml
@@ -9,20 +10,22 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError, run_stage
 from initstudy.evaluation import TIMINGS, mean_curve
-from initstudy.files import read_json, read_tsv, write_json, write_text
-from initstudy.stats import pairwise
-from initstudy.tables import grid_verdicts, results_markdown, setting_line
+from initstudy.files import read_json, read_tsv, writable, write_json, write_text
+from initstudy.stats import pairwise, seed_analysis
+from initstudy.tables import grid_verdicts, results_markdown, results_table, setting_line
 
 OUT = "report"
 GRID = os.path.join("grid", "cells.tsv")
 REFERENCE = os.path.join("reference", "published.yaml")
 
 
-def need(path, stage):
-    """A path this stage reads; missing, it names the stage that writes it."""
+def need(path, stage=None):
+    """A path this stage reads; missing, it names the stage that writes it (or, for a file
+    kept in git, how to restore it)."""
     if not os.path.exists(path):
-        raise StudyError(f"{path} is missing: run `dvc repro {stage}` first "
-                         "(the report reads every experiment's results)")
+        raise StudyError(f"{path} is missing: " + (
+            f"run `dvc repro {stage}` first (the report reads every experiment's results)"
+            if stage else f"it is kept in git; restore it with `git checkout -- {path}`"))
     return path
 
 
@@ -46,13 +49,15 @@ def main():
     experiments = [load_experiment(e) for e in study.experiments.values()]
     cells = read_tsv(need(GRID, "grid"))
     manifest = load_manifest(PREPARED, verify=False)  # only its counts and classes are read
-    with open(need(REFERENCE, "(none: restore it with git checkout)")) as f:
+    writable(OUT)
+    with open(need(REFERENCE)) as f:
         reference = yaml.safe_load(f)
-    groups = {e["experiment"]: [r["test_accuracy"] for r in e["runs"] if not r["diverged"]]
-              for e in experiments}
-    tests = pairwise({k: v for k, v in groups.items() if v})
+    groups = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
+                                if not r["diverged"]} for e in experiments}
+    groups = {k: v for k, v in groups.items() if v}
+    analysis = seed_analysis(groups)
+    tests = pairwise({k: list(v.values()) for k, v in groups.items()})
 
-    os.makedirs(OUT, exist_ok=True)
     write_json(os.path.join(OUT, "summary.json"), {
         "settings": setting_line(study),
         "data": {k: manifest[k] for k in ("source", "classes", "image_shape")}
@@ -63,10 +68,11 @@ def main():
                          **e["metrics"],
                          "runs": [{k: v for k, v in r.items() if k not in TIMINGS}
                                   for r in e["runs"]]} for e in experiments],
-        "pairwise_test_accuracy": tests})
+        "test_accuracy_analysis": analysis,
+        "pairwise_welch_test_accuracy": tests})
     write_json(os.path.join(OUT, "history.json"),
                [{"experiment": e["experiment"], **h} for e in experiments for h in e["curve"]], 1)
-    text = "\n".join(results_markdown(study, manifest, experiments, tests, reference) + [""] +
+    text = "\n".join(results_markdown(study, manifest, experiments, analysis, tests, reference) + [""] +
                      grid_verdicts(cells, reference["advice"])) + "\n"
     write_text(os.path.join(OUT, "summary.md"), text)
 
@@ -82,8 +88,10 @@ def main():
     plots.curves(experiments, "accuracy", "accuracy", png("accuracy"))
     plots.curves(experiments, "loss", "cross-entropy loss", png("loss"))
     plots.test_accuracy(experiments, png("test_accuracy"))
-    print(text)
+    # the results table on the console; everything else is in the file
+    print("\n".join(results_table(experiments)))
+    print(f"full report: {os.path.join(OUT, 'summary.md')} and its plots in {OUT}/")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, tensorflow=False)

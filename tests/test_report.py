@@ -1,4 +1,6 @@
 """The report's logic: the grid verdict against the reference's advice, and the tables."""
+import math
+
 import pytest
 
 from initstudy.tables import grid_verdicts, panels
@@ -6,9 +8,9 @@ from initstudy.tables import grid_verdicts, panels
 ADVICE = {"relu": "he_normal", "tanh": "glorot_normal", "selu": "lecun_normal"}
 
 
-def cell(act, init, ratio, bn=False, fan="per_channel"):
+def cell(act, init, drift, spread=0.1, bn=False, fan="per_channel"):
     return {"activation": act, "initializer": init, "batch_norm": bn, "depthwise_fan": fan,
-            "signal_ratio": ratio}
+            "drift": drift, "drift_min": drift - spread, "drift_max": drift + spread}
 
 
 def verdict_rows(cells):
@@ -16,23 +18,33 @@ def verdict_rows(cells):
     return {r.split(" | ")[0][2:]: r for r in rows}
 
 
-def test_verdict_picks_the_ratio_closest_to_one_where_the_initializer_acts_alone():
-    cells = [cell("relu", "he_normal", 1.2), cell("relu", "glorot_normal", 0.01),
-             cell("tanh", "glorot_normal", 0.5), cell("tanh", "he_normal", 2.5),
-             cell("selu", "he_normal", 1.1), cell("selu", "lecun_normal", 3.0),
-             cell("selu", "random_normal", None),  # not measurable: never the best
+def test_verdict_picks_the_least_drift_where_the_initializer_acts_alone():
+    cells = [cell("relu", "he_normal", 0.2), cell("relu", "glorot_normal", 2.0),
+             cell("tanh", "glorot_normal", 0.3), cell("tanh", "he_normal", 1.5),
+             cell("selu", "he_normal", 0.1), cell("selu", "lecun_normal", 0.6),
+             cell("selu", "random_normal", math.inf, 0),  # collapsed: never the best
              # with BN on every cell is preserved: this panel must not decide
-             cell("relu", "glorot_normal", 1.0, bn=True), cell("relu", "he_normal", 1.3, bn=True),
-             cell("tanh", "he_normal", 1.0, bn=True), cell("selu", "lecun_normal", 1.0, bn=True)]
+             cell("relu", "glorot_normal", 0.0, bn=True), cell("relu", "he_normal", 0.4, bn=True),
+             cell("tanh", "he_normal", 0.0, bn=True), cell("selu", "lecun_normal", 0.0, bn=True)]
     rows = verdict_rows(cells)
     assert rows["relu"].endswith("| he_normal | yes |")
-    assert "glorot_normal (1)" in rows["relu"]  # best with BN on, shown but not the verdict
-    assert rows["tanh"].endswith("| glorot_normal | yes |")  # |log 0.5| < |log 2.5|
-    assert rows["selu"].endswith("| lecun_normal | no: he_normal keeps the signal better |")
+    assert "glorot_normal (0.00 [-0.10, 0.10])" in rows["relu"]  # best with BN on, not the verdict
+    assert rows["tanh"].endswith("| glorot_normal | yes |")
+    assert rows["selu"].endswith(
+        "| lecun_normal | no: he_normal keeps signal and gradient better |")
+
+
+def test_overlapping_spreads_give_no_clear_winner():
+    cells = [cell("relu", "he_normal", 0.2, 0.3), cell("relu", "lecun_normal", 0.6, 0.3),
+             cell("tanh", "glorot_normal", math.inf, 0), cell("tanh", "he_normal", math.inf, 0)]
+    rows = verdict_rows(cells)
+    assert "no clear winner: he_normal (0.20 [-0.10, 0.50]) overlaps lecun_normal" in rows["relu"]
+    assert rows["relu"].endswith("| he_normal | no clear winner |")
+    assert rows["tanh"].endswith("| none |")
 
 
 def test_panels_put_bn_on_first_and_the_verdict_panel_is_named():
-    cells = [cell("relu", "he_normal", 1.0, bn, fan)
+    cells = [cell("relu", "he_normal", 1.0, 0.1, bn, fan)
              for bn in (False, True) for fan in ("keras", "per_channel")]
     assert panels(cells) == [(True, "per_channel"), (True, "keras"), (False, "per_channel"),
                              (False, "keras")]
@@ -42,7 +54,8 @@ def test_panels_put_bn_on_first_and_the_verdict_panel_is_named():
 
 @pytest.mark.parametrize("only", [(True, "keras"), (False, "keras")])
 def test_without_the_per_channel_panel_the_verdict_uses_the_first_panel(only):
-    cells = [cell("relu", "he_normal", 1.0, *only), cell("relu", "lecun_normal", 0.1, *only)]
+    cells = [cell("relu", "he_normal", 0.1, 0.1, *only),
+             cell("relu", "lecun_normal", 2.0, 0.1, *only)]
     assert verdict_rows(cells)["relu"].endswith("| he_normal | yes |")
 
 
@@ -63,4 +76,7 @@ def test_readme_results_table_is_the_committed_reports():
     for e in summary["experiments"]:
         assert rows[e["experiment"]] == [
             e["initializer"], e["activation"], f"{e['train_accuracy']:.4f}",
-            f"{e['test_accuracy']:.4f}", f"{e['test_loss']:.4f}"], e["experiment"]
+            f"{e['inference_accuracy']:.4f}", f"{e['val_accuracy']:.4f}",
+            f"{e['test_accuracy']:.4f}",
+            f"[{e['test_accuracy_ci95_low']:.4f}, {e['test_accuracy_ci95_high']:.4f}]",
+            f"{e['test_loss']:.4f}"], e["experiment"]
