@@ -1,5 +1,12 @@
-"""The device a run trains on: its concrete settings (config.Train.device_settings) and seeds."""
+"""The device a run trains on: one free GPU of the machine, a quiet TensorFlow start, its
+concrete settings (config.Train.device_settings) and seeds."""
+import fcntl
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 
 # oneDNN picks its CPU kernels by instruction set, and each set sums in another order: the
 # same training gave three different sets of weights under AVX2, AVX and SSE4.1 (and TF's
@@ -14,6 +21,84 @@ def set_cpu_environment():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", CPU_ISA)
     os.environ.setdefault("DNNL_MAX_CPU_ISA", os.environ["ONEDNN_MAX_CPU_ISA"])
+
+
+# One lock file per GPU index, machine-wide: DVC's queue runs each experiment in its own
+# workspace, so the locks cannot live in the repository.
+GPU_LOCKS = os.environ.get("INITSTUDY_GPU_LOCKS") or os.path.join(tempfile.gettempdir(),
+                                                                  "initstudy-gpu-locks")
+_held_lock = None  # the lock this process holds until it exits
+
+
+def gpu_count():
+    """GPUs on this machine without starting CUDA: INITSTUDY_GPUS (set it to simulate a
+    count), else the lines of `nvidia-smi -L`; 0 without a driver."""
+    if os.environ.get("INITSTUDY_GPUS"):
+        return int(os.environ["INITSTUDY_GPUS"])
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
+def claim_gpu(poll_seconds=2.0):
+    """Takes one free GPU for this process: an exclusive lock per GPU index, held until the
+    process exits, and CUDA_VISIBLE_DEVICES set to it before TensorFlow starts, so that
+    `dvc queue start -j N` runs one training per GPU. Waits while every GPU is taken. Does
+    nothing without GPUs or when CUDA_VISIBLE_DEVICES is already set. Returns the index."""
+    global _held_lock
+    count = gpu_count()
+    if count == 0 or "CUDA_VISIBLE_DEVICES" in os.environ:
+        return None
+    os.makedirs(GPU_LOCKS, exist_ok=True)
+    waiting = False
+    while True:
+        for index in range(count):
+            lock = open(os.path.join(GPU_LOCKS, f"gpu{index}.lock"), "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _held_lock = lock
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+            print(f"using GPU {index} of {count}", flush=True)
+            return index
+        if not waiting:
+            print(f"all {count} GPUs are in use by other runs; waiting for one", flush=True)
+            waiting = True
+        time.sleep(poll_seconds)
+
+
+# What TensorFlow's C++ side prints on every start of a CPU machine (or one without a CUDA
+# driver) before any Python logging applies; TF_CPP_MIN_LOG_LEVEL does not reach these.
+START_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cuda_dnn.cc",
+               "cuda_fft.cc", "cuda_blas.cc", "cpu_feature_guard.cc", "rebuild TensorFlow with",
+               "Unable to register cu", "computation_placer.cc", "TF-TRT Warning")
+
+
+def start_tensorflow():
+    """Imports TensorFlow and finds its devices with stderr caught at the file-descriptor
+    level, then passes on every caught line that is not known start-up noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines():
+                if not any(noise in line for noise in START_NOISE):
+                    print(line, file=sys.stderr)
 
 
 def resolve(train):

@@ -6,12 +6,18 @@ class StudyError(Exception):
     """A problem the user can fix (a bad param, missing data); shown as one line."""
 
 
-def run_stage(main):
-    """Run a stage's main(); a StudyError becomes one line on stderr and exit status 2."""
-    from initstudy.device import set_cpu_environment
+def run_stage(main, gpu=False, tensorflow=True):
+    """Run a stage's main(); a StudyError becomes one line on stderr and exit status 2.
+    With `gpu`, the stage first takes one free GPU of the machine (device.claim_gpu); with
+    `tensorflow`, TensorFlow starts without its start-up noise (device.start_tensorflow)."""
+    from initstudy import device
 
-    set_cpu_environment()  # before TensorFlow loads
+    device.set_cpu_environment()  # before TensorFlow loads
     try:
+        if gpu:
+            device.claim_gpu()
+        if tensorflow:
+            device.start_tensorflow()
         main()
     except StudyError as e:
         fail(str(e))

@@ -3,7 +3,23 @@ TSV in the one format every stage uses."""
 import csv
 import json
 import os
+import tempfile
 from contextlib import contextmanager
+
+
+def writable(*folders):
+    """Checks, before any work, that a stage can write each output folder (creating it):
+    a probe file is created and removed, so the check holds for every user, root included."""
+    from initstudy.errors import StudyError
+
+    for folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe."):
+                pass
+        except OSError as e:
+            raise StudyError(f"cannot write to {folder}/ ({e.strerror or e}): nothing was "
+                             "changed; fix its permissions and re-run") from None
 
 
 @contextmanager

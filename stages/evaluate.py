@@ -12,7 +12,7 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest, make_dataset
 from initstudy.errors import run_stage
 from initstudy.evaluation import experiment_metrics, run_record, score, speed_metrics
-from initstudy.files import atomic, read_json, write_json
+from initstudy.files import atomic, read_json, writable, write_json
 
 
 def write_predictions(path, classes, labels, predicted):
@@ -28,7 +28,7 @@ def main():
     name = study.experiment(sys.argv[1]).name
     manifest = load_manifest(PREPARED)
     out = os.path.join("eval", name)
-    os.makedirs(os.path.join(out, "predictions"), exist_ok=True)
+    writable("metrics", os.path.join(out, "predictions"))
 
     import keras
 
@@ -51,7 +51,6 @@ def main():
             f"test accuracy {run['test_accuracy']:.4f}, loss {run['test_loss']:.4f}"
         print(f"{name} seed {seed}: {state}")
     write_json(os.path.join(out, "runs.json"), runs)
-    os.makedirs("metrics", exist_ok=True)
     write_json(os.path.join("metrics", f"{name}.json"), experiment_metrics(runs))
     # Timings never repeat bit for bit, so they stay out of the git-tracked metrics/ (which
     # `dvc repro --force` must leave unchanged); DVC still shows them as metrics.
@@ -59,4 +58,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, gpu=True)

@@ -9,7 +9,7 @@ import sys
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import run_stage
-from initstudy.files import write_json, write_tsv
+from initstudy.files import writable, write_json, write_tsv
 from initstudy.tables import fmt
 
 OUT = os.path.join("metrics", "step0")
@@ -19,6 +19,7 @@ def main():
     study = load_study()
     experiment = study.experiment(sys.argv[1])
     manifest = load_manifest(PREPARED)
+    writable(OUT)
 
     from initstudy.device import make_deterministic
     from initstudy.diagnostics import COLUMNS, fixed_batch, headline, layer_stats, rounded
@@ -30,7 +31,6 @@ def main():
     model = build_for_experiment(study.model, experiment, manifest, seed=diag.seed)
     rows = layer_stats(model, images, labels, experiment.initializer, experiment.activation,
                        study.model.depthwise_fan)
-    os.makedirs(OUT, exist_ok=True)
     write_tsv(os.path.join(OUT, f"{experiment.name}.tsv"), rows, COLUMNS)
     summary = rounded(headline(rows))
     write_json(os.path.join(OUT, f"{experiment.name}.json"), summary)
@@ -40,4 +40,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, gpu=True)

@@ -8,6 +8,7 @@ import sys
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import run_stage
+from initstudy.files import writable
 
 
 def main():
@@ -15,9 +16,11 @@ def main():
     experiment, seed = study.experiment(sys.argv[1]), study.seed(sys.argv[2])
     manifest = load_manifest(PREPARED)
 
+    out = os.path.join("models", experiment.name, f"seed{seed}")
+    writable(out)
+
     from initstudy.training import train_run
 
-    out = os.path.join("models", experiment.name, f"seed{seed}")
     diverged = train_run(study, experiment, seed, manifest, out)
     if diverged:
         print(f"{experiment.name} seed {seed} diverged in epoch {diverged} (loss not finite); "
@@ -25,4 +28,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, gpu=True)

@@ -21,9 +21,11 @@ def project(tmp_path, archive, **train):
         shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
-    params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2)
+    params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2,
+                             validation_per_class=4)
     params["model"]["image_size"] = 32
-    params["train"].update(epochs=3, batch_size=20, **train)
+    params["train"].update(epochs=3, batch_size=20, seeds=[0], inference_images=40, **train)
+    params["grid"].update(image_size=32, images=8, init_seeds=[0])
     write_params(tmp_path, params)
     return params
 
@@ -245,3 +247,31 @@ def test_every_reader_refuses_a_changed_shard(prepared, reader):
     run = stage(prepared, *reader, check=False)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "test-00000-of-00002.tfrecord is missing, truncated or changed" in run.stderr
+
+
+@pytest.mark.parametrize("reader,folder", [
+    (("stages.evaluate", "he_normal"), "metrics"), (("stages.step0", "he_normal"), "metrics/step0"),
+    (("stages.grid",), "grid")])
+def test_an_unwritable_output_folder_stops_a_stage_before_it_changes_anything(prepared, reader,
+                                                                             folder):
+    # a file where the folder should be: unwritable for every user (root ignores permissions)
+    (prepared / folder).parent.mkdir(parents=True, exist_ok=True)
+    (prepared / folder).write_text("in the way\n")
+    (prepared / "eval" / "he_normal").mkdir(parents=True)
+    (prepared / "eval" / "he_normal" / "runs.json").write_text("the last good runs\n")
+    before = {f: (prepared / f).read_bytes() for f in listing(prepared)}
+    run = stage(prepared, *reader, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1 and f"error: cannot write to {folder}/" in run.stderr
+    assert {f: (prepared / f).read_bytes() for f in listing(prepared)} == before
+
+
+@pytest.mark.parametrize("args,path,expected", [
+    (["2"], "/usr/bin:/bin", "error: dvc is not on PATH: the queue's workers start `dvc exp run`"),
+    (["two"], None, "error: JOBS = 'two': must be a whole number >= 1")])
+def test_queue_start_checks_its_preconditions_in_one_line(tmp_path, args, path, expected):
+    env = dict(os.environ, PYTHONPATH=ROOT, PATH=path or os.environ["PATH"])
+    run = subprocess.run([sys.executable, "-m", "stages.queue", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith(expected)
