@@ -85,6 +85,13 @@ def _list_of(values, name, allowed):
     return tuple(values)
 
 
+def _seeds(seeds, name):
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise StudyError(f"{name} = {seeds!r}: must be a list of distinct integers >= 0")
+    return tuple(seeds)
+
+
 def _section(params, name, keys):
     """params[name] as a mapping with exactly `keys` (a missing key reads as None)."""
     section = params.get(name)
@@ -125,6 +132,8 @@ class Prepare:
     storage_size: int
     max_per_class: int | None
     shards: int
+    validation_per_class: int = 500
+    split_seed: int = 0
 
     @classmethod
     def parse(cls, p):
@@ -136,7 +145,10 @@ class Prepare:
                     storage_size=_int(p.get("storage_size"), "prepare.storage_size", 8),
                     max_per_class=None if p.get("max_per_class") is None else
                     _int(p.get("max_per_class"), "prepare.max_per_class", 1),
-                    shards=_int(p.get("shards"), "prepare.shards", 1))
+                    shards=_int(p.get("shards"), "prepare.shards", 1),
+                    validation_per_class=_int(p.get("validation_per_class", 500),
+                                              "prepare.validation_per_class", 1),
+                    split_seed=_int(p.get("split_seed", 0), "prepare.split_seed", 0))
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,7 @@ class Train:
     batch_size: int
     learning_rate: float
     seeds: tuple
+    inference_images: int = 5000
     precision: str = "auto"
     jit_compile: object = "auto"
     steps_per_execution: object = "auto"
@@ -186,14 +199,12 @@ class Train:
 
     @classmethod
     def parse(cls, t):
-        seeds = t.get("seeds")
-        if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-            raise StudyError(f"train.seeds = {seeds!r}: must be a list of distinct integers >= 0")
         return cls(epochs=_int(t.get("epochs"), "train.epochs", 1),
                    batch_size=_int(t.get("batch_size"), "train.batch_size", 1),
                    learning_rate=_positive(t.get("learning_rate"), "train.learning_rate"),
-                   seeds=tuple(seeds),
+                   seeds=_seeds(t.get("seeds"), "train.seeds"),
+                   inference_images=_int(t.get("inference_images", 5000),
+                                         "train.inference_images", 1),
                    precision=_one_of(t.get("precision", "auto"), PRECISIONS, "train.precision"),
                    jit_compile=_auto_or(t.get("jit_compile", "auto"), "train.jit_compile", _bool),
                    steps_per_execution=_auto_or(t.get("steps_per_execution", "auto"),
@@ -250,6 +261,8 @@ class Diagnostics:
 @dataclass(frozen=True)
 class Grid:
     image_size: int
+    images: int
+    init_seeds: tuple
     activations: tuple
     initializers: tuple
     batch_norm: tuple
@@ -258,6 +271,8 @@ class Grid:
     @classmethod
     def parse(cls, g):
         return cls(image_size=_int(g.get("image_size"), "grid.image_size", 32),
+                   images=_int(g.get("images"), "grid.images", 2),
+                   init_seeds=_seeds(g.get("init_seeds"), "grid.init_seeds"),
                    activations=_list_of(g.get("activations"), "grid.activations", ACTIVATIONS),
                    initializers=_list_of(g.get("initializers"), "grid.initializers", INITIALIZERS),
                    batch_norm=_list_of(g.get("batch_norm"), "grid.batch_norm", (True, False)),
@@ -309,8 +324,8 @@ def parse_study(params):
                     "train.batch_size", "a training batch")
     _fits_in_memory(study.model.image_size, study.diagnostics.images, "model.image_size",
                     "diagnostics.images", "the step-0 batch")
-    _fits_in_memory(study.grid.image_size, study.diagnostics.images, "grid.image_size",
-                    "diagnostics.images", "the step-0 batch")
+    _fits_in_memory(study.grid.image_size, study.grid.images, "grid.image_size",
+                    "grid.images", "the grid's step-0 batch")
     return study
 
 

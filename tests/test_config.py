@@ -60,8 +60,11 @@ def test_unknown_initializer_or_activation(key, value, pattern):
     ("model", "image_size", 100000, r"model.image_size = 100000 with train.batch_size = 64: a "
                                      r"training batch of 64 images at 100000x100000 needs about "
                                      r".* GB, this machine has .* GB; at 64 images use at most \d+px"),
-    ("grid", "image_size", 50000, r"grid.image_size = 50000 with diagnostics.images = 64: the "
-                                  r"step-0 batch"),
+    ("grid", "image_size", 50000, r"grid.image_size = 50000 with grid.images = 32: the "
+                                  r"grid's step-0 batch"),
+    ("grid", "init_seeds", [0, 0], r"grid.init_seeds = \[0, 0\]: must be a list of distinct"),
+    ("prepare", "validation_per_class", 0, r"prepare.validation_per_class = 0: must be an "
+                                           r"integer >= 1"),
     ("diagnostics", "images", 10 ** 9, r"model.image_size = 32 with diagnostics.images = 1000000000"
                                        r": .* use at most 0px, or fewer images"),
     ("train", "learning_rate", float("inf"), r"train.learning_rate = inf: must be a finite number"),
