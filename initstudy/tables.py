@@ -5,6 +5,9 @@ import math
 import os
 
 SIGNIFICANCE = 0.05
+# a drift above this many decades (signal and gradient together off by over 1000x) is a
+# collapse or an explosion, not a winner, however it ranks
+LOST_DECADES = 3
 
 
 def fmt(x, spec=".4f"):
@@ -197,6 +200,8 @@ def winner(pool):
     if not math.isfinite(best["drift"]):
         return None, "none: every initializer collapses"
     shown = f"{best['initializer']} ({drift_range(best)})"
+    if best["drift"] > LOST_DECADES:
+        return None, f"none: every initializer loses over {10 ** LOST_DECADES:,}x (least: {shown})"
     if len(pool) > 1 and best["drift_max"] >= pool[1]["drift_min"]:
         return None, (f"no clear winner: {shown} overlaps {pool[1]['initializer']} "
                       f"({drift_range(pool[1])})")
@@ -229,7 +234,8 @@ def grid_verdicts(cells, advice):
             "std)| + |log10(first/last conv output-gradient std)|, in decades (0 = forward and "
             "backward both preserved), as a mean [min, max] over the grid's initialization "
             "seeds. The least drift wins a panel only when its range lies wholly below the "
-            "runner-up's; otherwise the panel has no clear winner. With BN on, BN re-normalizes "
+            "runner-up's; otherwise the panel has no clear winner; and none wins where even "
+            f"the least drift exceeds {LOST_DECADES} decades. With BN on, BN re-normalizes "
             "every layer and hides the initializer; with Keras' depthwise fan and no BN the "
             "signal collapses; BN off with the per-channel fan shows the initializers' own "
             "effect, so the verdict is taken there. ReLU6's ratios are capped by its clipping "

@@ -36,8 +36,12 @@ def test_verdict_picks_the_least_drift_where_the_initializer_acts_alone():
 
 def test_overlapping_spreads_give_no_clear_winner():
     cells = [cell("relu", "he_normal", 0.2, 0.3), cell("relu", "lecun_normal", 0.6, 0.3),
-             cell("tanh", "glorot_normal", math.inf, 0), cell("tanh", "he_normal", math.inf, 0)]
+             cell("tanh", "glorot_normal", math.inf, 0), cell("tanh", "he_normal", math.inf, 0),
+             cell("sigmoid", "he_normal", 13.0), cell("sigmoid", "glorot_normal", 14.0)]
     rows = verdict_rows(cells)
+    # ranked first but 13 decades off: a collapse, not a winner
+    assert "none: every initializer loses over 1,000x (least: he_normal" in rows["sigmoid"]
+    assert rows["sigmoid"].endswith("| none |")
     assert "no clear winner: he_normal (0.20 [-0.10, 0.50]) overlaps lecun_normal" in rows["relu"]
     assert rows["relu"].endswith("| he_normal | no clear winner |")
     assert rows["tanh"].endswith("| none |")
