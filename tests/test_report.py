@@ -73,9 +73,9 @@ def test_readme_results_table_is_the_committed_reports():
     summary = json.load(open(os.path.join(ROOT, "report", "summary.json")))
     readme = open(os.path.join(ROOT, "README.md")).read()
     section = readme.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    table = section[section.index("\n| experiment"):].strip().split("\n\n", 1)[0]  # the first
     rows = {cells[0]: cells[1:] for cells in
-            ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
-             if line.startswith("| ") and not line.startswith("| experiment"))}
+            ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])}
     assert rows.keys() == {e["experiment"] for e in summary["experiments"]}
     for e in summary["experiments"]:
         assert rows[e["experiment"]] == [
