@@ -298,6 +298,11 @@ def verify_shards(prepared_dir, manifest):
                                  "from the manifest); restore it with dvc checkout or re-run prepare")
 
 
+def fixed_batch(prepared_dir, manifest, images, seed):
+    """The first training batch a run with this seed would see (same shuffle)."""
+    return next(iter(make_dataset(prepared_dir, manifest, "train", images, shuffle_seed=seed)))
+
+
 def make_dataset(prepared_dir, manifest, split, batch_size, shuffle_seed=None, epochs=(0, 1),
                  limit=None):
     """Batches of (uint8 images, int32 labels) from the shards: parallel reads (interleaved in

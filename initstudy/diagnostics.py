@@ -71,9 +71,10 @@ def layer_stats(model, images, labels, initializer, activation, depthwise_fan="k
         kernel = conv.kernel.numpy()
         row = {"depth": depth, "layer": conv.name, "kind": "depthwise" if depthwise else "conv",
                "kernel_std": float(kernel.std()),
-               "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise, depthwise_fan),
+               "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise,
+                                                  depthwise_fan, activation),
                "kernel_std_per_channel_fan": expected_std(initializer, kernel.shape, depthwise,
-                                                          "per_channel")}
+                                                          "per_channel", activation)}
         for stage in ("pre", "bn", "act"):
             x = values[taps[conv.name, stage]].numpy() if (conv.name, stage) in taps else None
             row[f"{stage}_mean"] = None if x is None else float(x.mean())
@@ -123,15 +124,9 @@ def headline(rows):
         "max_residual_std": max((r["signal_std"] for r in residual), default=None),
         "dead_units": float(np.mean(zero)) if zero else None,
         "saturated_fraction": float(np.mean([r["saturated_fraction"] for r in acts])) if acts else None,
-        "kernel_std_max_error": max(abs(r["kernel_std"] / r["kernel_std_formula"] - 1) for r in rows),
+        "kernel_std_max_error": max((abs(r["kernel_std"] / r["kernel_std_formula"] - 1)
+                                     for r in rows if r["kernel_std_formula"]), default=None),
     }
-
-
-def fixed_batch(prepared, manifest, images, seed):
-    """The first training batch a run with this seed would see (same shuffle)."""
-    from initstudy.data import make_dataset
-
-    return next(iter(make_dataset(prepared, manifest, "train", images, shuffle_seed=seed)))
 
 
 def rounded(summary, digits=4):
@@ -153,13 +148,14 @@ def grid_cell(activation, initializer, batch_norm, depthwise_fan, seeds, image_s
               labels, inputs):
     """One cell of the grid: the step-0 headline of a freshly built MobileNetV2 per
     initialization seed, summarized by cell_summary. `inputs`: model.data_inputs(manifest)."""
-    from initstudy.model import build_mobilenet_v2
+    from initstudy.model import build_mobilenet_v2, initialize
 
     headlines = []
     for seed in seeds:
         model = build_mobilenet_v2(image_size=image_size, initializer=initializer,
                                    activation=activation, seed=seed, batch_norm=batch_norm,
                                    depthwise_fan=depthwise_fan, **inputs)
+        initialize(model, initializer, images)
         headlines.append(headline(layer_stats(model, images, labels, initializer, activation,
                                               depthwise_fan)))
     return cell_summary(headlines)

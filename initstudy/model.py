@@ -2,7 +2,7 @@
 every conv."""
 import keras
 
-from initstudy.initializers import make_initializer
+from initstudy.initializers import ORTHOGONAL, lsuv, make_initializer, orthogonal_gain, unit_channels
 
 # (expansion input channels, output channels, stride) of the 16 bottlenecks, as in the reference.
 BLOCKS = (
@@ -27,7 +27,8 @@ class _Builder:
     def _init(self, shape, depthwise=False):
         self.n_kernels += 1
         seed = self.seed * 1000 + self.n_kernels  # distinct per layer and per run
-        return make_initializer(self.initializer, seed, shape, depthwise, self.depthwise_fan)
+        return make_initializer(self.initializer, seed, shape, depthwise, self.depthwise_fan,
+                                self.activation)
 
     def conv(self, x, filters, kernel, stride, name, padding="same"):
         init = self._init((kernel, kernel, x.shape[-1], filters))
@@ -36,8 +37,13 @@ class _Builder:
 
     def depthwise(self, x, stride, name, padding="same"):
         init = self._init((3, 3, x.shape[-1], 1), depthwise=True)
-        return keras.layers.DepthwiseConv2D(3, stride, padding, use_bias=False,
-                                            depthwise_initializer=init, name=name)(x)
+        layer = keras.layers.DepthwiseConv2D(3, stride, padding, use_bias=False,
+                                             depthwise_initializer=init, name=name)
+        x = layer(x)
+        if self.initializer in ORTHOGONAL and self.depthwise_fan == "per_channel":
+            gain = orthogonal_gain(self.initializer, self.activation)
+            layer.kernel.assign(unit_channels(layer.kernel.numpy(), gain))
+        return x
 
     def bn(self, x, name):
         return keras.layers.BatchNormalization(name=name + "_bn")(x) if self.batch_norm else x
@@ -100,15 +106,27 @@ def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed
     return keras.Model(inputs, logits, name=f"mobilenet_v2_{initializer}_{activation}")
 
 
+def initialize(model, initializer, images):
+    """The data-dependent part of an initializer (LSUV's pass on `images`, a batch of training
+    images): its per-layer rows, or None for the initializers that need no data."""
+    if initializer != "lsuv":
+        return None
+    if images is None:
+        raise ValueError("lsuv needs a batch of training images")
+    return lsuv(model, images)
+
+
 def data_inputs(manifest):
     """What the model needs to know about the prepared data (from its manifest)."""
     return {"num_classes": len(manifest["classes"]), "input_size": manifest["image_shape"][0],
             "input_mean": manifest["channel_mean"], "input_std": manifest["channel_std"]}
 
 
-def build_for_experiment(model, experiment, manifest, seed):
-    """The study's model (config.Model) for one config.Experiment, sized by the prepared data."""
-    return build_mobilenet_v2(image_size=model.image_size, initializer=experiment.initializer,
-                              activation=experiment.activation, seed=seed,
-                              batch_norm=model.batch_norm, depthwise_fan=model.depthwise_fan,
-                              **data_inputs(manifest))
+def build_for_experiment(model, experiment, manifest, seed, images=None):
+    """The study's model (config.Model) for one config.Experiment, sized by the prepared data
+    and initialized (LSUV on `images`): (model, LSUV rows or None)."""
+    net = build_mobilenet_v2(image_size=model.image_size, initializer=experiment.initializer,
+                             activation=experiment.activation, seed=seed,
+                             batch_norm=model.batch_norm, depthwise_fan=model.depthwise_fan,
+                             **data_inputs(manifest))
+    return net, initialize(net, experiment.initializer, images)

@@ -6,7 +6,7 @@ import os
 import time
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, load_manifest
+from initstudy.data import PREPARED, fixed_batch, load_manifest
 from initstudy.errors import run_stage
 from initstudy.files import writable, write_tsv
 from initstudy.tables import fmt
@@ -25,7 +25,7 @@ def main():
     writable("grid")
 
     from initstudy.device import make_deterministic
-    from initstudy.diagnostics import fixed_batch, grid_cell
+    from initstudy.diagnostics import grid_cell
     from initstudy.model import data_inputs
 
     make_deterministic(diag.seed)  # the same numbers on every rerun

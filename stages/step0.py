@@ -7,7 +7,7 @@ import os
 import sys
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, load_manifest
+from initstudy.data import PREPARED, fixed_batch, load_manifest
 from initstudy.errors import run_stage
 from initstudy.files import writable, write_json, write_tsv
 from initstudy.tables import fmt
@@ -22,13 +22,13 @@ def main():
     writable(OUT)
 
     from initstudy.device import make_deterministic
-    from initstudy.diagnostics import COLUMNS, fixed_batch, headline, layer_stats, rounded
+    from initstudy.diagnostics import COLUMNS, headline, layer_stats, rounded
     from initstudy.model import build_for_experiment
 
     diag = study.diagnostics
     make_deterministic(diag.seed)  # the same numbers on every rerun
     images, labels = fixed_batch(PREPARED, manifest, diag.images, diag.seed)
-    model = build_for_experiment(study.model, experiment, manifest, seed=diag.seed)
+    model, _ = build_for_experiment(study.model, experiment, manifest, diag.seed, images)
     rows = layer_stats(model, images, labels, experiment.initializer, experiment.activation,
                        study.model.depthwise_fan)
     write_tsv(os.path.join(OUT, f"{experiment.name}.tsv"), rows, COLUMNS)

@@ -53,7 +53,7 @@ def test_selu_and_no_batch_norm_variants():
 
 
 @pytest.mark.parametrize("initializer", ["random_normal", "glorot_normal", "he_normal",
-                                         "lecun_normal", "he_uniform"])
+                                         "lecun_normal", "he_uniform", "orthogonal"])
 @pytest.mark.parametrize("depthwise_fan", ["keras", "per_channel"])
 def test_every_kernel_std_matches_its_formula(initializer, depthwise_fan):
     model = build_mobilenet_v2(10, 32, initializer, "relu6", depthwise_fan=depthwise_fan)
