@@ -192,6 +192,7 @@ class Train:
     learning_rate: float
     seeds: tuple
     inference_images: int = 5000
+    weight_update_steps: int = 200
     precision: str = "auto"
     jit_compile: object = "auto"
     steps_per_execution: object = "auto"
@@ -205,6 +206,8 @@ class Train:
                    seeds=_seeds(t.get("seeds"), "train.seeds"),
                    inference_images=_int(t.get("inference_images", 5000),
                                          "train.inference_images", 1),
+                   weight_update_steps=_int(t.get("weight_update_steps", 200),
+                                            "train.weight_update_steps", 0),
                    precision=_one_of(t.get("precision", "auto"), PRECISIONS, "train.precision"),
                    jit_compile=_auto_or(t.get("jit_compile", "auto"), "train.jit_compile", _bool),
                    steps_per_execution=_auto_or(t.get("steps_per_execution", "auto"),

@@ -18,6 +18,10 @@ def save(fig, path, tight=True):
     plt.close(fig)
 
 
+def nan_if_none(x):
+    return np.nan if x is None else x
+
+
 def label(e):
     diverged = e["metrics"]["diverged"]
     return e["experiment"] + (f" ({diverged} diverged run(s) left out)" if diverged else "")
@@ -81,7 +85,8 @@ def kernel_std(experiments, fan, path):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, e in enumerate(experiments):
         rows = [r for r in e["step0"] if r["kind"] != "residual"]
-        ax.plot([r["depth"] for r in rows], [r["kernel_std_formula"] for r in rows], "-",
+        # LSUV has no formula (None): the data set its scale
+        ax.plot([r["depth"] for r in rows], [nan_if_none(r["kernel_std_formula"]) for r in rows], "-",
                 color=f"C{i}", alpha=0.5)
         for kind, marker in (("conv", "o"), ("depthwise", "^")):
             pts = [r for r in rows if r["kind"] == kind]
@@ -89,7 +94,7 @@ def kernel_std(experiments, fan, path):
                     color=f"C{i}", ms=4, ls="none",
                     label=f"{e['experiment']}" if kind == "conv" else None)
         dw = [r for r in rows if r["kind"] == "depthwise"]
-        ax.plot([r["depth"] for r in dw], [r["kernel_std_per_channel_fan"] for r in dw], "x",
+        ax.plot([r["depth"] for r in dw], [nan_if_none(r["kernel_std_per_channel_fan"]) for r in dw], "x",
                 color=f"C{i}", ms=6, ls="none")
     ax.set(yscale="log", xlabel="conv layer (depth order)", ylabel="kernel std",
            title=f"kernel std: measured (o conv, ^ depthwise), formula with depthwise_fan={fan} "
@@ -97,6 +102,24 @@ def kernel_std(experiments, fan, path):
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def weight_updates(experiments, path):
+    """||dW|| / ||W|| per step, median over the layers of each kind, one panel per experiment."""
+    fig, axes = plt.subplots(1, len(experiments), figsize=(3.6 * len(experiments), 3.6),
+                             sharey=True, squeeze=False)
+    for ax, e in zip(axes[0], experiments):
+        steps = [c["step"] for c in e["updates"]]
+        for kind, style in (("depthwise", "-"), ("conv", "--"), ("dense", ":")):
+            if e["updates"] and kind in e["updates"][0]:
+                ax.plot(steps, [c[kind] for c in e["updates"]], style, label=kind)
+        ax.set(title=e["experiment"], xlabel="step", yscale="log")
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("||dW|| / ||W|| (median over layers)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("effective learning rate: relative kernel change per SGD step", fontsize=10)
     save(fig, path)
 
 

@@ -106,6 +106,30 @@ def step0_table(experiments):
     return lines
 
 
+def updates_table(experiments, steps):
+    """The effective learning rate per experiment: median ||dW|| / ||W|| over the layers of a
+    kind, at the first step and averaged over the first `steps` steps (mean over seeds)."""
+    lines = [f"Relative kernel change per SGD step, ||dW|| / ||W||: the median over the layers "
+             f"of each kind, at step 1 and averaged over steps 1-{steps}, mean over seeds. With "
+             "BN after every conv the network ignores a kernel's scale, so this, not the "
+             "learning rate, is the step each layer takes (plot: weight_updates.png).", "",
+             "| experiment | depthwise, step 1 | depthwise, mean | conv, step 1 | conv, mean "
+             "| depthwise / conv (mean) |", "|---|---|---|---|---|---|"]
+    for e in experiments:
+        curve = e["updates"]
+        if not curve:
+            lines.append(f"| {e['experiment']} | - | - | - | - | - |")
+            continue
+
+        def mean(kind):
+            return sum(c[kind] for c in curve) / len(curve)
+
+        lines.append(f"| {e['experiment']} | {fmt(curve[0]['depthwise'], '.3g')} | "
+                     f"{fmt(mean('depthwise'), '.3g')} | {fmt(curve[0]['conv'], '.3g')} | "
+                     f"{fmt(mean('conv'), '.3g')} | {mean('depthwise') / mean('conv'):.3g} |")
+    return lines
+
+
 def tests_table(tests):
     lines = ["| a | b | a - b | 95% CI | p (Welch) | p (Holm) | significant |",
              "|---|---|---|---|---|---|---|"]
@@ -165,6 +189,8 @@ def results_markdown(study, manifest, experiments, analysis, tests, reference):
     lines += results_table(experiments)
     lines += ["", "## At initialization (step 0, one batch, before any training)", ""]
     lines += step0_table(experiments)
+    lines += ["", f"## Effective learning rate (first {study.train.weight_update_steps} steps)", ""]
+    lines += updates_table(experiments, study.train.weight_update_steps)
     lines += ["", "## Which differences are real", ""]
     lines += analysis_lines(analysis, seeds)
     if seeds >= 2:

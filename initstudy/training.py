@@ -8,8 +8,8 @@ import os
 import shutil
 import time
 
-from initstudy.data import PREPARED, make_dataset
-from initstudy.files import read_json, write_json
+from initstudy.data import PREPARED, fixed_batch, make_dataset
+from initstudy.files import read_json, write_json, write_tsv
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
 
@@ -43,8 +43,10 @@ def train_run(study, experiment, seed, manifest, out):
     from dvclive.keras import DVCLiveCallback
 
     from initstudy import device
-    from initstudy.evaluation import score
+    from initstudy.evaluation import median_by_kind, score
+    from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
     from initstudy.model import build_for_experiment
+    from initstudy.updates import KINDS, WeightUpdates
 
     train, name = study.train, experiment.name
     settings = device.resolve(train)
@@ -55,7 +57,7 @@ def train_run(study, experiment, seed, manifest, out):
         keras.utils.set_random_seed(seed)
 
     ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(study, experiment, seed, manifest)}")
-    state = {"epochs": [], "train_seconds": []}
+    state = {"epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []}
     os.makedirs(out, exist_ok=True)
     live_dir = os.path.join(out, "live")
     if os.path.exists(os.path.join(ckpt, "state.json")):
@@ -64,7 +66,15 @@ def train_run(study, experiment, seed, manifest, out):
         shutil.copytree(os.path.join(ckpt, "live"), live_dir, dirs_exist_ok=True)
         print(f"resuming {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
     else:
-        model = build_for_experiment(study.model, experiment, manifest, seed=seed)
+        # LSUV fits its scales to the first batch this run will train on (seeded, logged)
+        images = fixed_batch(PREPARED, manifest, train.batch_size, seed)[0] \
+            if experiment.initializer == "lsuv" else None
+        model, state["lsuv"] = build_for_experiment(study.model, experiment, manifest, seed, images)
+        if state["lsuv"]:
+            passes = sum(r["passes"] for r in state["lsuv"])
+            print(f"LSUV: {len(state['lsuv'])} conv layers rescaled to output variance 1 "
+                  f"+- {LSUV_TOLERANCE} in {passes} passes (at most {LSUV_MAX_PASSES} per layer) "
+                  f"on the first {train.batch_size} training images of seed {seed}")
         model.compile(optimizer=keras.optimizers.SGD(experiment.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -73,6 +83,11 @@ def train_run(study, experiment, seed, manifest, out):
     start = len(state["epochs"])
     live = Live(live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     live.log_params(dataclasses.asdict(settings))
+    if experiment.initializer == "lsuv":
+        live.log_params({"lsuv_tolerance": LSUV_TOLERANCE, "lsuv_max_passes": LSUV_MAX_PASSES,
+                         "lsuv_images": train.batch_size, "lsuv_batch_seed": seed})
+    updates = WeightUpdates(train.weight_update_steps)
+    updates.rows = state["weight_updates"]
     print(f"device settings: {settings}")
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
@@ -99,6 +114,7 @@ def train_run(study, experiment, seed, manifest, out):
             state["epochs"].append({"epoch": epoch + 1,
                                     **{k: finite_or_none(v) for k, v in logs.items()}})
             state["train_seconds"].append(self.seconds)
+            state["weight_updates"] = updates.rows
             tmp = ckpt + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
@@ -123,7 +139,7 @@ def train_run(study, experiment, seed, manifest, out):
         # holds this epoch's live/ files).
         model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
                   validation_data=validation_ds, verbose=2, shuffle=False,  # tf.data shuffles
-                  callbacks=[keras.callbacks.TerminateOnNaN(), InferenceAccuracy(),
+                  callbacks=[keras.callbacks.TerminateOnNaN(), updates, InferenceAccuracy(),
                              DVCLiveCallback(live=live), Checkpoint()])
     else:
         live.end()
@@ -133,6 +149,17 @@ def train_run(study, experiment, seed, manifest, out):
     diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
     finite = [e for e in epochs if all(v is not None for v in e.values())]
     model.save(os.path.join(out, "model.keras"))
+    write_tsv(os.path.join(out, "weight_updates.tsv"), updates.rows,
+              ("step", "layer", "kind", "weight_norm", "update_ratio"))
+    medians = median_by_kind(updates.rows)
+    if medians:
+        live.log_plot("weight_updates", medians, x="step",
+                      y=[k for k in KINDS if k in medians[0]], template="linear",
+                      title="||dW|| / ||W|| per step (median over layers of each kind)",
+                      y_label="relative kernel change per step")
+    if state["lsuv"]:
+        write_tsv(os.path.join(out, "lsuv.tsv"), state["lsuv"],
+                  ("layer", "passes", "variance_before", "variance"))
     write_json(os.path.join(out, "history.json"), {
         "experiment": name, "initializer": experiment.initializer,
         "activation": experiment.activation, "learning_rate": experiment.learning_rate,

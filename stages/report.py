@@ -9,7 +9,7 @@ from initstudy import plots
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError, run_stage
-from initstudy.evaluation import TIMINGS, mean_curve
+from initstudy.evaluation import TIMINGS, mean_curve, mean_updates
 from initstudy.files import read_json, read_tsv, writable, write_json, write_text
 from initstudy.stats import pairwise, seed_analysis
 from initstudy.tables import grid_verdicts, results_markdown, results_table, setting_line
@@ -32,14 +32,17 @@ def need(path, stage=None):
 def load_experiment(experiment):
     name = experiment.name
     runs = read_json(need(os.path.join("eval", name, "runs.json"), f"evaluate@{name}"))
-    histories = [read_json(need(os.path.join("models", name, f"seed{r['seed']}", "history.json"),
+    folders = {r["seed"]: os.path.join("models", name, f"seed{r['seed']}") for r in runs}
+    histories = [read_json(need(os.path.join(folders[r["seed"]], "history.json"),
                                 f"train@{name}-{r['seed']}"))
                  for r in runs if not r["diverged"]]
+    updates = [read_tsv(need(os.path.join(folder, "weight_updates.tsv"), f"train@{name}-{seed}"))
+               for seed, folder in folders.items()]
     step0 = os.path.join("metrics", "step0", name)
     return {"experiment": name, "initializer": experiment.initializer,
             "activation": experiment.activation, "learning_rate": experiment.learning_rate,
             "metrics": read_json(need(os.path.join("metrics", f"{name}.json"), f"evaluate@{name}")),
-            "runs": runs, "curve": mean_curve(histories),
+            "runs": runs, "curve": mean_curve(histories), "updates": mean_updates(updates),
             "step0": read_tsv(need(step0 + ".tsv", f"step0@{name}")),
             "step0_headline": read_json(need(step0 + ".json", f"step0@{name}"))}
 
@@ -85,6 +88,7 @@ def main():
                         "conv signal std", png("grid_signal"))
     plots.grid_heatmaps(cells, "gradient_ratio", "gradient preservation at step 0: first / last "
                         "conv output-gradient std", png("grid_gradient"))
+    plots.weight_updates(experiments, png("weight_updates"))
     plots.curves(experiments, "accuracy", "accuracy", png("accuracy"))
     plots.curves(experiments, "loss", "cross-entropy loss", png("loss"))
     plots.test_accuracy(experiments, png("test_accuracy"))

@@ -24,7 +24,8 @@ def project(tmp_path, archive, **train):
     params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2,
                              validation_per_class=4)
     params["model"]["image_size"] = 32
-    params["train"].update(epochs=3, batch_size=20, seeds=[0], inference_images=40, **train)
+    params["train"].update({"epochs": 3, "batch_size": 20, "seeds": [0], "inference_images": 40,
+                            **train})
     params["grid"].update(image_size=32, images=8, init_seeds=[0])
     write_params(tmp_path, params)
     return params

@@ -1,0 +1,51 @@
+"""The effective learning rate: how much each SGD step changes each layer's kernel.
+
+With BatchNorm after a conv the network ignores the kernel's scale, so what a step does is
+the relative change ||dW|| / ||W|| (about lr * ||grad|| / ||W||, and grad itself shrinks as
+1/||W||): a kernel initialized small moves fast. Recorded over a training's first steps."""
+import math
+
+import keras
+import numpy as np
+
+KINDS = ("depthwise", "conv", "dense")
+
+
+def kind(layer):
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return "depthwise"
+    return "conv" if isinstance(layer, keras.layers.Conv2D) else "dense"
+
+
+class WeightUpdates(keras.callbacks.Callback):
+    """One row per step and layer with a kernel (conv, depthwise, dense) for the first `steps`
+    optimizer steps: step, layer, kind, ||W|| before the step, ||dW|| / ||W||. With several
+    steps per execution a row spans them (Keras calls back once per execution)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.rows = steps, []
+
+    def _kernels(self):
+        return [layer.kernel.numpy().astype(np.float64) for layer in self.layers]
+
+    def on_train_begin(self, logs=None):
+        self.layers = [layer for layer in self.model.layers
+                       if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                             keras.layers.Dense))]
+        self.before = self._kernels() if self._step() < self.steps else None
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.before is None:
+            return
+        step, after = self._step(), self._kernels()
+        for layer, w0, w1 in zip(self.layers, self.before, after):
+            norm = float(np.linalg.norm(w0))
+            ratio = float(np.linalg.norm(w1 - w0)) / norm if norm else math.nan
+            self.rows.append({"step": step, "layer": layer.name, "kind": kind(layer),
+                              "weight_norm": norm,  # a diverging run's NaNs are left empty
+                              "update_ratio": ratio if math.isfinite(ratio) else None})
+        self.before = after if step < self.steps else None
