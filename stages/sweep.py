@@ -1,0 +1,152 @@
+"""sweep: where the initializer decides, as experiments outside `dvc repro`, through DVC's
+queue. Each queued experiment trains and scores (`evaluate`) the study's experiments plus
+params.yaml `sweep.add_experiments` on the `sweep.set` subset:
+  lr       one experiment per `sweep.learning_rates` entry (BN on)
+  bn_free  one per `sweep.bn_free_fans` entry, batch_norm false, the shared learning rate
+
+Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1)
+       python -m stages.sweep table lr|bn_free   (the finished experiments' table)
+"""
+import json
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from initstudy.errors import StudyError, run_stage
+from initstudy.files import write_text
+
+PLANS = ("lr", "bn_free")
+
+
+def hydra(value):
+    """A value in the override syntax of `dvc exp run -S` (Hydra's)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {hydra(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(hydra(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def plan(sweep, name):
+    """(experiment name, its -S overrides) for every queued experiment of a plan."""
+    common = [f"{k}={hydra(v)}" for k, v in sweep["set"].items()]
+    common += [f"+experiments.{k}={hydra(v)}" for k, v in sweep["add_experiments"].items()]
+    if name == "lr":
+        return [(f"lr-{rate:g}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
+                for rate in sweep["learning_rates"]]
+    return [(f"bn-free-{fan}".replace("_", "-"),
+             ["model.batch_norm=false", f"model.depthwise_fan={fan}", *common])
+            for fan in sweep["bn_free_fans"]]
+
+
+def fmt(x, spec=".3f"):
+    return "-" if x is None else format(x, spec)
+
+
+def chance_band(params):
+    """Validation accuracy below which a run is indistinguishable from guessing: 1/classes
+    plus 2.58 binomial standard errors (99%, one-sided) of the validation split's size."""
+    classes = 10  # CIFAR-10, the sweep's data
+    n = params["prepare"]["validation_per_class"] * classes
+    p = 1 / classes
+    return p + 2.58 * (p * (1 - p) / n) ** 0.5
+
+
+def status(m, band):
+    if m.get("diverged"):
+        return f"diverged ({m['diverged']} of {m['seeds']})"
+    return "stuck at chance" if (m.get("val_accuracy") or 0) < band else "trains"
+
+
+def sweep_markdown(name, found):
+    """The plan's table from {experiment name: (params, metrics)} in the plan's order."""
+    first = next(iter(found.values()))[0]
+    names = list(first["experiments"])
+    seeds = first["train"]["seeds"]
+    lines = [f"Validation accuracy (mean of seeds {seeds}); test accuracy with its 95% interval "
+             f"across seeds where there are two or more. Data: {first['prepare']['max_per_class']}"
+             f" images per class, {first['prepare']['validation_per_class']} of them validate; "
+             f"{first['train']['epochs']} epochs, batch {first['train']['batch_size']}.", ""]
+    cols = list(found)
+    if name == "lr":
+        rates = [found[c][0]["train"]["learning_rate"] for c in cols]
+        lines += ["| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
+                  + " | best lr (val) | test at best | test at lr 0.05 |",
+                  "|---" * (len(cols) + 4) + "|"]
+        for e in names:
+            ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
+            vals = [None if m.get("diverged") else m.get("val_accuracy") for m in ms]
+            best = max(range(len(cols)), key=lambda i: -1 if vals[i] is None else vals[i])
+            shared = rates.index(0.05) if 0.05 in rates else None
+
+            def test(m):
+                t = fmt(m.get("test_accuracy"))
+                lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
+                return t + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+            cells = [fmt(v) if v is not None else "diverged" for v in vals]
+            lines.append(f"| {e} | " + " | ".join(cells) + f" | {rates[best]:g} | "
+                         f"{test(ms[best])} | {test(ms[shared]) if shared is not None else '-'} |")
+        return lines
+    band = chance_band(first)
+    lines += [f"Stuck at chance: validation accuracy below {band:.3f} (1/10 plus 2.58 binomial "
+              "standard errors of the validation split).", "",
+              "| experiment | " + " | ".join(f"{c}: val / test / status" for c in cols) + " |",
+              "|---" * (len(cols) + 1) + "|"]
+    for e in names:
+        ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
+        lines.append(f"| {e} | " + " | ".join(
+            f"{fmt(m.get('val_accuracy'))} / {fmt(m.get('test_accuracy'))} / {status(m, band)}"
+            for m in ms) + " |")
+    return lines
+
+
+def exp_show():
+    """Every experiment DVC knows, as {name: (params, metrics)}."""
+    out = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if out.returncode:
+        raise StudyError(f"dvc exp show failed: {out.stderr.strip().splitlines()[-1]}")
+    found = {}
+    for commit in json.loads(out.stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+                metrics = {path: m.get("data", {}) for path, m in data.get("metrics", {}).items()}
+                if rev.get("name"):
+                    found[rev["name"]] = (params, metrics)
+    return found
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("queue", "table") or sys.argv[2] not in PLANS:
+        raise StudyError(f"usage: python -m stages.sweep queue|table {'|'.join(PLANS)} "
+                         f"(got {' '.join(sys.argv[1:]) or 'nothing'})")
+    action, name = sys.argv[1:]
+    if shutil.which("dvc") is None:
+        raise StudyError("dvc is not on PATH: activate the study's environment first")
+    with open("params.yaml") as f:
+        sweep = yaml.safe_load(f)["sweep"]
+    runs = plan(sweep, name)
+    if action == "queue":
+        for exp, overrides in runs:
+            args = ["dvc", "exp", "run", "--queue", "-n", exp]
+            for o in overrides:
+                args += ["-S", o]
+            subprocess.run(args + ["evaluate"], check=True)
+        print(f"queued {len(runs)} experiments; run them: python -m stages.queue 1")
+        return
+    found = exp_show()
+    missing = [exp for exp, _ in runs if exp not in found]
+    if missing:
+        raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
+                         "see dvc queue status")
+    text = "\n".join(sweep_markdown(name, {exp: found[exp] for exp, _ in runs})) + "\n"
+    write_text(f"findings/{name}.md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    run_stage(main, tensorflow=False)
