@@ -139,7 +139,8 @@ def main():
         print(f"queued {len(runs)} experiments; run them: python -m stages.queue 1")
         return
     found = exp_show()
-    missing = [exp for exp, _ in runs if exp not in found]
+    missing = [exp for exp, _ in runs if exp not in found or not found[exp][0] or any(
+        f"metrics/{e}.json" not in found[exp][1] for e in found[exp][0]["experiments"])]
     if missing:
         raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
                          "see dvc queue status")
