@@ -8,6 +8,7 @@ Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1
        python -m stages.sweep table lr|bn_free   (the finished experiments' table)
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -103,19 +104,25 @@ def sweep_markdown(name, found):
     return lines
 
 
-def exp_show():
-    """Every experiment DVC knows, as {name: (params, metrics)}."""
-    out = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+def dvc(*args):
+    out = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if out.returncode:
-        raise StudyError(f"dvc exp show failed: {out.stderr.strip().splitlines()[-1]}")
+        raise StudyError(f"dvc {' '.join(args)} failed: {out.stderr.strip().splitlines()[-1]}")
+    return out.stdout
+
+
+def exp_show():
+    """Every finished experiment, as {name: (params, metrics)}. `dvc exp show` also lists
+    queued and running ones (with the workspace's results), `dvc exp list` only finished ones."""
+    finished = set(dvc("exp", "list", "--name-only").split())
     found = {}
-    for commit in json.loads(out.stdout):
+    for commit in json.loads(dvc("exp", "show", "--json")):
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
                 metrics = {path: m.get("data", {}) for path, m in data.get("metrics", {}).items()}
-                if rev.get("name"):
+                if rev.get("name") in finished:
                     found[rev["name"]] = (params, metrics)
     return found
 
@@ -139,13 +146,13 @@ def main():
         print(f"queued {len(runs)} experiments; run them: python -m stages.queue 1")
         return
     found = exp_show()
-    missing = [exp for exp, _ in runs if exp not in found or not found[exp][0] or any(
-        f"metrics/{e}.json" not in found[exp][1] for e in found[exp][0]["experiments"])]
+    missing = [exp for exp, _ in runs if exp not in found]
     if missing:
         raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
                          "see dvc queue status")
     text = "\n".join(sweep_markdown(name, {exp: found[exp] for exp, _ in runs})) + "\n"
-    write_text(f"findings/{name}.md", text)
+    os.makedirs("findings", exist_ok=True)
+    write_text(os.path.join("findings", f"{name}.md"), text)
     print(text)
 
 
