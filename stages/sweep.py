@@ -8,6 +8,7 @@ Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1
        python -m stages.sweep table lr|bn_free   (the finished experiments' table)
 """
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -56,9 +57,16 @@ def chance_band(params):
 
 
 def status(m, band):
+    """trains, diverged (loss not finite), or stuck at chance, and how: a validation loss at
+    ln(10) is a constant output (the signal vanished), far above it exploded logits."""
     if m.get("diverged"):
         return f"diverged ({m['diverged']} of {m['seeds']})"
-    return "stuck at chance" if (m.get("val_accuracy") or 0) < band else "trains"
+    if (m.get("val_accuracy") or 0) >= band:
+        return "trains"
+    loss = m.get("val_loss")
+    if loss is not None and abs(loss - math.log(10)) < 0.01:
+        return "stuck at chance (constant output)"
+    return f"stuck at chance (loss {loss:.3g})" if loss is not None else "stuck at chance"
 
 
 def sweep_markdown(name, found):

@@ -45,8 +45,9 @@ def params(**train):
             "train": {"seeds": [0], "epochs": 2, "batch_size": 64, **train}}
 
 
-def metrics(val, diverged=0, test=None):
+def metrics(val, diverged=0, test=None, val_loss=2.3026):
     return {"val_accuracy": None if diverged else val, "test_accuracy": test, "diverged": diverged,
+            "val_loss": val_loss,
             "seeds": 1, "test_accuracy_ci95_low": None, "test_accuracy_ci95_high": None}
 
 
@@ -54,12 +55,12 @@ def test_bn_free_table_names_trains_stuck_and_diverged():
     found = {"bn-free-keras": (params(), {"metrics/a.json": metrics(0.1),
                                          "metrics/b.json": metrics(0.159)}),
              "bn-free-per-channel": (params(), {"metrics/a.json": metrics(None, diverged=1),
-                                               "metrics/b.json": metrics(0.118)})}
+                                               "metrics/b.json": metrics(0.118, val_loss=126)})}
     rows = {line.split(" | ")[0]: line for line in sweep_markdown("bn_free", found)
             if line.startswith("| a") or line.startswith("| b")}
     # chance band for 1,000 validation images: 0.1 + 2.58 * sqrt(0.09 / 1000) = 0.1245
-    assert "stuck at chance" in rows["| a"] and "diverged (1 of 1)" in rows["| a"]
-    assert rows["| b"].count("trains") == 1 and "stuck at chance" in rows["| b"]
+    assert "stuck at chance (constant output)" in rows["| a"] and "diverged (1 of 1)" in rows["| a"]
+    assert rows["| b"].count("trains") == 1 and "stuck at chance (loss 126)" in rows["| b"]
 
 
 def test_lr_table_picks_each_experiments_best_rate_on_validation():
