@@ -36,6 +36,7 @@ def plan(sweep, name):
     common = [f"{k}={hydra(v)}" for k, v in sweep["set"].items()]
     common += [f"+experiments.{k}={hydra(v)}" for k, v in sweep["add_experiments"].items()]
     if name == "lr":
+        common += [f"{k}={hydra(v)}" for k, v in (sweep.get("lr_set") or {}).items()]
         return [(f"lr-{rate:g}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
                 for rate in sweep["learning_rates"]]
     return [(f"bn-free-{fan}".replace("_", "-"),
