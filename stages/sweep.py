@@ -123,9 +123,9 @@ def dvc(*args):
 def exp_show():
     """Every finished experiment, as {name: (params, metrics)}. `dvc exp show` also lists
     queued and running ones (with the workspace's results), `dvc exp list` only finished ones."""
-    finished = set(dvc("exp", "list", "--name-only").split())
+    finished = set(dvc("exp", "list", "--all-commits", "--name-only").split())
     found = {}
-    for commit in json.loads(dvc("exp", "show", "--json")):
+    for commit in json.loads(dvc("exp", "show", "--all-commits", "--json")):
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
