@@ -1,7 +1,7 @@
 """sweep: where the initializer decides, as experiments outside `dvc repro`, through DVC's
 queue. Each queued experiment trains and scores (`evaluate`) the study's experiments plus
 params.yaml `sweep.add_experiments` on the `sweep.set` subset:
-  lr       one experiment per `sweep.learning_rates` entry (BN on)
+  lr       one experiment per `sweep.learning_rates` entry (BN on, plus `sweep.lr_set`)
   bn_free  one per `sweep.bn_free_fans` entry, batch_norm false, the shared learning rate
 
 Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1)
@@ -18,6 +18,7 @@ import yaml
 
 from initstudy.errors import StudyError, run_stage
 from initstudy.files import write_text
+from initstudy.tables import fmt
 
 PLANS = ("lr", "bn_free")
 
@@ -42,10 +43,6 @@ def plan(sweep, name):
     return [(f"bn-free-{fan}".replace("_", "-"),
              ["model.batch_norm=false", f"model.depthwise_fan={fan}", *common])
             for fan in sweep["bn_free_fans"]]
-
-
-def fmt(x, spec=".3f"):
-    return "-" if x is None else format(x, spec)
 
 
 def chance_band(params):
@@ -92,11 +89,11 @@ def sweep_markdown(name, found):
             shared = rates.index(0.05) if 0.05 in rates else None
 
             def test(m):
-                t = fmt(m.get("test_accuracy"))
+                t = fmt(m.get("test_accuracy"), ".3f")
                 lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
                 return t + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
 
-            cells = [fmt(v) if v is not None else "diverged" for v in vals]
+            cells = [fmt(v, ".3f") if v is not None else "diverged" for v in vals]
             lines.append(f"| {e} | " + " | ".join(cells) + f" | {rates[best]:g} | "
                          f"{test(ms[best])} | {test(ms[shared]) if shared is not None else '-'} |")
         return lines
@@ -108,7 +105,8 @@ def sweep_markdown(name, found):
     for e in names:
         ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
         lines.append(f"| {e} | " + " | ".join(
-            f"{fmt(m.get('val_accuracy'))} / {fmt(m.get('test_accuracy'))} / {status(m, band)}"
+            f"{fmt(m.get('val_accuracy'), '.3f')} / {fmt(m.get('test_accuracy'), '.3f')} / "
+            f"{status(m, band)}"
             for m in ms) + " |")
     return lines
 
