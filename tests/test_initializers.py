@@ -110,3 +110,20 @@ def test_an_lsuv_run_trains_and_logs_its_scales_and_weight_updates(tmp_path, min
     assert all(r["update_ratio"] > 0 for r in updates)
     plot = (out / "live" / "plots" / "custom" / "weight_updates.json").read_text()
     assert '"depthwise"' in plot and '"conv"' in plot
+
+
+def test_lsuv_in_the_grid_keeps_the_signal_where_he_with_keras_fan_loses_it():
+    from initstudy.diagnostics import grid_cell
+
+    batch = images(16)
+    labels = np.arange(16) % 10
+    inputs = {"num_classes": 10, "input_size": 32}
+
+    def cell(initializer):
+        return grid_cell("relu6", initializer, False, "keras", [0], 32, batch, labels, inputs)
+
+    lsuv_cell, he_cell = cell("lsuv"), cell("he_normal")
+    # LSUV sets every conv's output variance to 1, so the last conv's signal is within a
+    # decade of the first's; He's tiny Keras-fan depthwise kernels lose it by many decades
+    assert abs(np.log10(lsuv_cell["signal_ratio"])) < 1
+    assert he_cell["signal_ratio"] is None or np.log10(he_cell["signal_ratio"]) < -3
