@@ -1,8 +1,8 @@
 """sweep: where the initializer decides, as experiments outside `dvc repro`, through DVC's
 queue. Each queued experiment trains and scores (`evaluate`) the study's experiments plus
-params.yaml `sweep.add_experiments` on the `sweep.set` subset:
-  lr       one experiment per `sweep.learning_rates` entry (BN on, plus `sweep.lr_set`)
-  bn_free  one per `sweep.bn_free_fans` entry, batch_norm false, the shared learning rate
+params.yaml `sweep.add_experiments`, with the plan's `set` overrides:
+  lr       one experiment per `sweep.lr.learning_rates` entry (the study's model, BN on)
+  bn_free  one per `sweep.bn_free.fans` entry, batch_norm false, the shared learning rate
 
 Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1)
        python -m stages.sweep table lr|bn_free   (the finished experiments' table)
@@ -34,15 +34,14 @@ def hydra(value):
 
 def plan(sweep, name):
     """(experiment name, its -S overrides) for every queued experiment of a plan."""
-    common = [f"{k}={hydra(v)}" for k, v in sweep["set"].items()]
+    common = [f"{k}={hydra(v)}" for k, v in (sweep[name].get("set") or {}).items()]
     common += [f"+experiments.{k}={hydra(v)}" for k, v in sweep["add_experiments"].items()]
     if name == "lr":
-        common += [f"{k}={hydra(v)}" for k, v in (sweep.get("lr_set") or {}).items()]
         return [(f"lr-{rate:g}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
-                for rate in sweep["learning_rates"]]
+                for rate in sweep["lr"]["learning_rates"]]
     return [(f"bn-free-{fan}".replace("_", "-"),
              ["model.batch_norm=false", f"model.depthwise_fan={fan}", *common])
-            for fan in sweep["bn_free_fans"]]
+            for fan in sweep["bn_free"]["fans"]]
 
 
 def chance_band(params):
@@ -52,6 +51,13 @@ def chance_band(params):
     n = params["prepare"]["validation_per_class"] * classes
     p = 1 / classes
     return p + 2.58 * (p * (1 - p) / n) ** 0.5
+
+
+def wilson(p, n, z=1.96):
+    """Wilson's 95% interval for a proportion p of n (one run's test accuracy)."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return centre - half, centre + half
 
 
 def status(m, band):
@@ -76,10 +82,15 @@ def sweep_markdown(name, found):
              f"across seeds where there are two or more. Data: {first['prepare']['max_per_class']}"
              f" images per class, {first['prepare']['validation_per_class']} of them validate; "
              f"{first['train']['epochs']} epochs, batch {first['train']['batch_size']}.", ""]
-    cols = list(found)
+    band = chance_band(first)
     if name == "lr":
+        cols = sorted(found, key=lambda c: found[c][0]["train"]["learning_rate"])
         rates = [found[c][0]["train"]["learning_rate"] for c in cols]
-        lines += ["| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
+        n_test = 10 * min(first["prepare"]["max_per_class"] or 1000, 1000)  # CIFAR-10's test
+        lines += [f"Test intervals: across seeds where there are two or more, else Wilson's "
+                  f"for one run's {n_test:,} test images (test-set noise only, not the seed's). "
+                  f"(chance): validation accuracy below {band:.3f}.", "",
+                  "| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
                   + " | best lr (val) | test at best | test at lr 0.05 |",
                   "|---" * (len(cols) + 4) + "|"]
         for e in names:
@@ -89,15 +100,18 @@ def sweep_markdown(name, found):
             shared = rates.index(0.05) if 0.05 in rates else None
 
             def test(m):
-                t = fmt(m.get("test_accuracy"), ".3f")
+                t = m.get("test_accuracy")
                 lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
-                return t + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+                if lo is None and t is not None:
+                    lo, hi = wilson(t, n_test)
+                return fmt(t, ".3f") + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
 
-            cells = [fmt(v, ".3f") if v is not None else "diverged" for v in vals]
+            cells = ["diverged" if v is None else fmt(v, ".3f") + (" (chance)" if v < band else "")
+                     for v in vals]
             lines.append(f"| {e} | " + " | ".join(cells) + f" | {rates[best]:g} | "
                          f"{test(ms[best])} | {test(ms[shared]) if shared is not None else '-'} |")
         return lines
-    band = chance_band(first)
+    cols = list(found)
     lines += [f"Stuck at chance: validation accuracy below {band:.3f} (1/10 plus 2.58 binomial "
               "standard errors of the validation split).", "",
               "| experiment | " + " | ".join(f"{c}: val / test / status" for c in cols) + " |",

@@ -29,12 +29,15 @@ def test_each_queued_experiment_is_a_valid_study_with_the_added_initializers(tmp
         study = load_study(str(params))
         assert list(study.experiments)[-2:] == ["orthogonal", "lsuv"]
         assert study.experiments["lsuv"].initializer == "lsuv"
-        assert study.prepare.max_per_class == 600
+        assert study.train.seeds == (0,)
         if name == "bn_free":
-            assert study.model.batch_norm is False
+            assert study.model.batch_norm is False and study.prepare.max_per_class == 600
+        else:  # the study's own data and model, so its lr-0.05 runs are reused
+            assert study.prepare == load_study(os.path.join(ROOT, "params.yaml")).prepare
+            assert study.model.batch_norm is True
     if name == "lr":
         rates = [float(overrides[0].split("=")[1]) for _, overrides in runs]
-        assert rates == [0.005, 0.016, 0.05, 0.16, 0.5]
+        assert sorted(rates) == [0.005, 0.016, 0.05, 0.16, 0.5] and rates[0] == 0.05
     else:
         assert {exp for exp, _ in runs} == {"bn-free-keras", "bn-free-per-channel"}
 
@@ -64,15 +67,19 @@ def test_bn_free_table_names_trains_stuck_and_diverged():
 
 
 def test_lr_table_picks_each_experiments_best_rate_on_validation():
+    # queued out of order (the shared rate first); the table's columns go by rate
     found = {f"lr-{r}": (params(learning_rate=r),
                          {"metrics/a.json": metrics(v, test=v), "metrics/b.json": metrics(w, test=w)})
-             for r, v, w in [(0.005, 0.2, 0.3), (0.05, 0.4, 0.25), (0.5, None, 0.1)]}
+             for r, v, w in [(0.05, 0.4, 0.25), (0.5, None, 0.1), (0.005, 0.2, 0.3)]}
     found["lr-0.5"][1]["metrics/a.json"] = metrics(None, diverged=1)
     lines = sweep_markdown("lr", found)
     a = next(line for line in lines if line.startswith("| a |")).split(" | ")
     b = next(line for line in lines if line.startswith("| b |")).split(" | ")
     assert a[3] == "diverged" and a[4] == "0.05" and b[4] == "0.005"
+    assert b[3] == "0.100 (chance)" and b[1] == "0.300"
     assert b[5].startswith("0.300") and b[6].startswith("0.250")  # best vs the shared rate
+    # one seed: Wilson's interval for 0.3 of 6,000 test images (600 per class)
+    assert b[5] == "0.300 [0.289, 0.312]"
 
 
 def test_bad_usage_is_one_line():
