@@ -2,10 +2,11 @@
 queue. Each queued experiment trains and scores (`evaluate`) the study's experiments plus
 params.yaml `sweep.add_experiments`, with the plan's `set` overrides:
   lr       one experiment per `sweep.lr.learning_rates` entry (the study's model, BN on)
+  lr_seeds the same at `sweep.lr_seeds.learning_rates` (the best ones) with more seeds
   bn_free  one per `sweep.bn_free.fans` entry, batch_norm false, the shared learning rate
 
-Usage: python -m stages.sweep queue lr|bn_free   (then: python -m stages.queue 1)
-       python -m stages.sweep table lr|bn_free   (the finished experiments' table)
+Usage: python -m stages.sweep queue lr|lr_seeds|bn_free   (then: python -m stages.queue 1)
+       python -m stages.sweep table lr|lr_seeds|bn_free   (the finished experiments' table)
 """
 import json
 import math
@@ -20,7 +21,7 @@ from initstudy.errors import StudyError, run_stage
 from initstudy.files import write_text
 from initstudy.tables import fmt
 
-PLANS = ("lr", "bn_free")
+PLANS = ("lr", "lr_seeds", "bn_free")
 
 
 def hydra(value):
@@ -36,9 +37,10 @@ def plan(sweep, name):
     """(experiment name, its -S overrides) for every queued experiment of a plan."""
     common = [f"{k}={hydra(v)}" for k, v in (sweep[name].get("set") or {}).items()]
     common += [f"+experiments.{k}={hydra(v)}" for k, v in sweep["add_experiments"].items()]
-    if name == "lr":
-        return [(f"lr-{rate:g}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
-                for rate in sweep["lr"]["learning_rates"]]
+    if name in ("lr", "lr_seeds"):
+        suffix = "-seeds" if name == "lr_seeds" else ""
+        return [(f"lr-{rate:g}{suffix}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
+                for rate in sweep[name]["learning_rates"]]
     return [(f"bn-free-{fan}".replace("_", "-"),
              ["model.batch_norm=false", f"model.depthwise_fan={fan}", *common])
             for fan in sweep["bn_free"]["fans"]]
@@ -83,7 +85,7 @@ def sweep_markdown(name, found):
              f" images per class, {first['prepare']['validation_per_class']} of them validate; "
              f"{first['train']['epochs']} epochs, batch {first['train']['batch_size']}.", ""]
     band = chance_band(first)
-    if name == "lr":
+    if name in ("lr", "lr_seeds"):
         cols = sorted(found, key=lambda c: found[c][0]["train"]["learning_rate"])
         rates = [found[c][0]["train"]["learning_rate"] for c in cols]
         n_test = 10 * min(first["prepare"]["max_per_class"] or 1000, 1000)  # CIFAR-10's test

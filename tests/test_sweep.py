@@ -18,10 +18,11 @@ def sweep_plan(name):
     return plan(yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))["sweep"], name)
 
 
-@pytest.mark.parametrize("name", ["lr", "bn_free"])
+@pytest.mark.parametrize("name", ["lr", "lr_seeds", "bn_free"])
 def test_each_queued_experiment_is_a_valid_study_with_the_added_initializers(tmp_path, name):
     runs = sweep_plan(name)
-    assert len({exp for exp, _ in runs}) == len(runs) == (5 if name == "lr" else 2)
+    assert len({exp for exp, _ in runs}) == len(runs) == {"lr": 5, "bn_free": 2}.get(name, len(runs))
+    assert runs and all(exp.endswith("-seeds") for exp, _ in runs) == (name == "lr_seeds")
     for exp, overrides in runs:
         params = tmp_path / "params.yaml"
         shutil.copy(os.path.join(ROOT, "params.yaml"), params)
@@ -29,7 +30,7 @@ def test_each_queued_experiment_is_a_valid_study_with_the_added_initializers(tmp
         study = load_study(str(params))
         assert list(study.experiments)[-2:] == ["orthogonal", "lsuv"]
         assert study.experiments["lsuv"].initializer == "lsuv"
-        assert study.train.seeds == (0,)
+        assert study.train.seeds == ((0, 1, 2) if name == "lr_seeds" else (0,))
         if name == "bn_free":
             assert study.model.batch_norm is False and study.prepare.max_per_class == 600
         else:  # the study's own data and model, so its lr-0.05 runs are reused
@@ -38,7 +39,7 @@ def test_each_queued_experiment_is_a_valid_study_with_the_added_initializers(tmp
     if name == "lr":
         rates = [float(overrides[0].split("=")[1]) for _, overrides in runs]
         assert sorted(rates) == [0.005, 0.016, 0.05, 0.16, 0.5] and rates[0] == 0.05
-    else:
+    elif name == "bn_free":
         assert {exp for exp, _ in runs} == {"bn-free-keras", "bn-free-per-channel"}
 
 
@@ -87,3 +88,5 @@ def test_bad_usage_is_one_line():
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and "everything" in run.stderr
+    # the README's failure table quotes it
+    assert f"`{run.stderr.strip()}`" in open(os.path.join(ROOT, "README.md")).read()
