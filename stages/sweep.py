@@ -22,6 +22,9 @@ from initstudy.files import write_text
 from initstudy.tables import fmt
 
 PLANS = ("lr", "lr_seeds", "bn_free")
+# how far each plan's experiments run: lr_seeds up to the report, whose seed analysis
+# (ANOVA, Tukey intervals) its table quotes; the others to the per-experiment metrics
+TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate"}
 
 
 def hydra(value):
@@ -150,6 +153,24 @@ def exp_show():
     return found
 
 
+def report_section(exp, heading):
+    """A section of an experiment's committed report/summary.md (DVC keeps each experiment
+    as a git commit under refs/exps/.../<name>)."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+                          capture_output=True, text=True).stdout.split()
+    ref = next((r for r in refs if r.endswith("/" + exp)), None)
+    if ref is None:
+        raise StudyError(f"no git ref for experiment {exp}: see dvc exp list --all-commits")
+    summary = subprocess.run(["git", "show", f"{ref}:report/summary.md"], capture_output=True,
+                             text=True).stdout.splitlines()
+    if heading not in summary:
+        raise StudyError(f"{exp}'s report/summary.md has no '{heading}' section")
+    start = summary.index(heading) + 1
+    end = next((i for i in range(start, len(summary)) if summary[i].startswith("## ")),
+               len(summary))
+    return "\n".join(summary[start:end]).strip().splitlines()
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("queue", "table") or sys.argv[2] not in PLANS:
         raise StudyError(f"usage: python -m stages.sweep queue|table {'|'.join(PLANS)} "
@@ -165,7 +186,7 @@ def main():
             args = ["dvc", "exp", "run", "--queue", "-n", exp]
             for o in overrides:
                 args += ["-S", o]
-            subprocess.run(args + ["evaluate"], check=True)
+            subprocess.run(args + [TARGETS[name]], check=True)
         print(f"queued {len(runs)} experiments; run them: python -m stages.queue 1")
         return
     found = exp_show()
@@ -173,7 +194,12 @@ def main():
     if missing:
         raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
                          "see dvc queue status")
-    text = "\n".join(sweep_markdown(name, {exp: found[exp] for exp, _ in runs})) + "\n"
+    lines = sweep_markdown(name, {exp: found[exp] for exp, _ in runs})
+    if TARGETS[name] == "report":
+        for exp, _ in runs:
+            lines += ["", f"## {exp}: which differences are real (its report/summary.md)", "",
+                      *report_section(exp, "## Which differences are real")]
+    text = "\n".join(lines) + "\n"
     os.makedirs("findings", exist_ok=True)
     write_text(os.path.join("findings", f"{name}.md"), text)
     print(text)

@@ -11,7 +11,8 @@ from dvc.utils.hydra import apply_overrides
 
 from conftest import ROOT
 from initstudy.config import load_study
-from stages.sweep import plan, sweep_markdown
+from initstudy.errors import StudyError
+from stages.sweep import plan, report_section, sweep_markdown
 
 
 def sweep_plan(name):
@@ -90,3 +91,21 @@ def test_bad_usage_is_one_line():
     assert run.stderr.count("\n") == 1 and "everything" in run.stderr
     # the README's failure table quotes it
     assert f"`{run.stderr.strip()}`" in open(os.path.join(ROOT, "README.md")).read()
+
+
+def test_the_seed_plan_quotes_each_experiments_own_report(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.md").write_text(
+        "# R\n\n## Which differences are real\n\nF(5, 12) = 1.0\n\n## Next\nother\n")
+    git("init", "-q")
+    git("add", "report")
+    git("commit", "-qm", "exp")
+    git("update-ref", "refs/exps/ab/cdef/lr-0p016-seeds", "HEAD")  # how DVC stores one
+    monkeypatch.chdir(tmp_path)
+    assert report_section("lr-0p016-seeds", "## Which differences are real") == ["F(5, 12) = 1.0"]
+    with pytest.raises(StudyError, match="lr-0p5-seeds"):
+        report_section("lr-0p5-seeds", "## Which differences are real")
