@@ -22,6 +22,7 @@ from initstudy.files import write_text
 from initstudy.tables import fmt
 
 PLANS = ("lr", "lr_seeds", "bn_free")
+RATE_PLANS = ("lr", "lr_seeds")  # one experiment per learning rate
 # how far each plan's experiments run: lr_seeds up to the report, whose seed analysis
 # (ANOVA, Tukey intervals) its table quotes; the others to the per-experiment metrics
 TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate"}
@@ -40,7 +41,7 @@ def plan(sweep, name):
     """(experiment name, its -S overrides) for every queued experiment of a plan."""
     common = [f"{k}={hydra(v)}" for k, v in (sweep[name].get("set") or {}).items()]
     common += [f"+experiments.{k}={hydra(v)}" for k, v in sweep["add_experiments"].items()]
-    if name in ("lr", "lr_seeds"):
+    if name in RATE_PLANS:
         suffix = "-seeds" if name == "lr_seeds" else ""
         return [(f"lr-{rate:g}{suffix}".replace(".", "p"), [f"train.learning_rate={rate}", *common])
                 for rate in sweep[name]["learning_rates"]]
@@ -56,13 +57,6 @@ def chance_band(params):
     n = params["prepare"]["validation_per_class"] * classes
     p = 1 / classes
     return p + 2.58 * (p * (1 - p) / n) ** 0.5
-
-
-def wilson(p, n, z=1.96):
-    """Wilson's 95% interval for a proportion p of n (one run's test accuracy)."""
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
-    return centre - half, centre + half
 
 
 def status(m, band):
@@ -88,12 +82,14 @@ def sweep_markdown(name, found):
              f" images per class, {first['prepare']['validation_per_class']} of them validate; "
              f"{first['train']['epochs']} epochs, batch {first['train']['batch_size']}.", ""]
     band = chance_band(first)
-    if name in ("lr", "lr_seeds"):
+    if name in RATE_PLANS:
+        from statsmodels.stats.proportion import proportion_confint
+
         cols = sorted(found, key=lambda c: found[c][0]["train"]["learning_rate"])
         rates = [found[c][0]["train"]["learning_rate"] for c in cols]
         n_test = 10 * min(first["prepare"]["max_per_class"] or 1000, 1000)  # CIFAR-10's test
-        lines += [f"Test intervals: across seeds where there are two or more, else Wilson's "
-                  f"for one run's {n_test:,} test images (test-set noise only, not the seed's). "
+        lines += [f"One seed: Wilson's interval over its {n_test:,} test images (the test set's "
+                  f"noise only, not the seed's). "
                   f"(chance): validation accuracy below {band:.3f}.", "",
                   "| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
                   + " | best lr (val) | test at best | test at lr 0.05 |",
@@ -108,7 +104,7 @@ def sweep_markdown(name, found):
                 t = m.get("test_accuracy")
                 lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
                 if lo is None and t is not None:
-                    lo, hi = wilson(t, n_test)
+                    lo, hi = proportion_confint(t * n_test, n_test, method="wilson")
                 return fmt(t, ".3f") + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
 
             cells = ["diverged" if v is None else fmt(v, ".3f") + (" (chance)" if v < band else "")
