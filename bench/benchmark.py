@@ -147,6 +147,9 @@ def main():
     if args.batch_size is None:
         args.batch_size = load_study().train.batch_size
     if args.one:  # child process: one measurement, one number on stdout
+        from initstudy.device import set_cpu_environment
+
+        set_cpu_environment()  # the study's CPU thread settings, unless the caller set its own
         print(measure(args.one, args.size, args.batch_size, args.steps[0], args.seconds,
                       DeviceSettings(**json.loads(args.settings))))
         return

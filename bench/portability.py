@@ -1,10 +1,12 @@
-"""What "bit for bit" covers on CPUs: the same short training under TensorFlow's oneDNN
-kernels at each instruction set this CPU offers (ONEDNN_MAX_CPU_ISA stands in for an older
-CPU generation) and under TensorFlow's own Eigen kernels (TF_ENABLE_ONEDNN_OPTS=0), each in a
-fresh process; prints a fingerprint of the trained weights, the losses and the speed.
+"""What "bit for bit" covers on CPUs: the same short training in a fresh process under the
+study's CPU settings (initstudy/device.py: one thread per op, oneDNN at the CPU's own
+instruction set), again, on one core, with TensorFlow's default threads, with oneDNN capped
+at older instruction sets (ONEDNN_MAX_CPU_ISA stands in for an older CPU generation) and
+with TensorFlow's own Eigen kernels (TF_ENABLE_ONEDNN_OPTS=0); prints a fingerprint of the
+trained weights, the final loss and the speed.
 
-Usage: python -m bench.portability [--epochs 3] [--out bench/results-portability.json]
-Reads the mini archive the tests use; takes a few minutes on 2 cores.
+Usage: python -m bench.portability [--epochs 6] [--out bench/results-portability.json]
+Reads the mini archive the tests use; takes about 5 minutes on 2 cores.
 """
 import argparse
 import hashlib
@@ -16,17 +18,19 @@ import tempfile
 import time
 
 ARCHIVE = os.path.join("tests", "data", "cifar10-jpeg-mini.tar.gz")
-# name -> environment (oneDNN's ISA names: its guide "CPU dispatcher control"). TensorFlow's
-# Eigen matrix products call oneDNN's sgemm too, so the ISA cap may act with oneDNN off.
+DEFAULT_THREADS = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}  # 0: TF's own
+# name -> (environment over the study's, run on one core only). oneDNN's ISA names: its guide
+# "CPU dispatcher control"; TensorFlow's Eigen matrix products call oneDNN's sgemm too.
 VARIANTS = {
-    "onednn, native ISA": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-    "onednn, native ISA, again": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-    "onednn, AVX2 at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "onednn, AVX at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX"},
-    "onednn, SSE4.1 at most": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "SSE41"},
-    "eigen (oneDNN off)": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-    "eigen (oneDNN off), again": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-    "eigen (oneDNN off), SSE4.1 cap": {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "study settings": ({}, False),
+    "study settings, again": ({}, False),
+    "study settings, one core": ({}, True),
+    "TF default threads": (DEFAULT_THREADS, False),
+    "TF default threads, one core": (DEFAULT_THREADS, True),
+    "oneDNN AVX2 at most": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    "oneDNN AVX at most": ({"ONEDNN_MAX_CPU_ISA": "AVX"}, False),
+    "oneDNN SSE4.1 at most": ({"ONEDNN_MAX_CPU_ISA": "SSE41"}, False),
+    "Eigen (oneDNN off)": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, False),
 }
 
 
@@ -57,11 +61,14 @@ def train_once(prepared, epochs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", default=os.path.join("bench", "results-portability.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one training, one JSON line on stdout
+        from initstudy.device import set_cpu_environment
+
+        set_cpu_environment()  # the study's CPU settings, under the variant's environment
         print(json.dumps(train_once(args.one, args.epochs)))
         return
 
@@ -71,20 +78,19 @@ def main():
     classes, splits = data.read_image_folder(ARCHIVE, 32)
     data.write_prepared(classes, splits, prepared, 2, {"folder": ARCHIVE})
     results = {"cpu": cpu_name(), "epochs": args.epochs, "variants": {}}
-    for name, env in VARIANTS.items():
+    for name, (env, one_core) in VARIANTS.items():
         start = time.perf_counter()
-        if "ONEDNN_MAX_CPU_ISA" in env:  # oneDNN before 2.x read the DNNL_ name
-            env = {**env, "DNNL_MAX_CPU_ISA": env["ONEDNN_MAX_CPU_ISA"]}
         run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
                               "--epochs", str(args.epochs)],
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                             preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
                              capture_output=True, text=True)
         if run.returncode:
             raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
         result = json.loads(run.stdout.strip().splitlines()[-1])
         result["wall_seconds"] = round(time.perf_counter() - start, 1)
-        results["variants"][name] = {"env": env, **result}
-        print(f"{name:34s} weights {result['weights_sha256']}  final loss "
+        results["variants"][name] = {"env": env, "one_core": one_core, **result}
+        print(f"{name:30s} weights {result['weights_sha256']}  final loss "
               f"{result['loss'][-1]!r}  {result['seconds_per_epoch']:.2f} s/epoch", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)

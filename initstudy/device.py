@@ -8,19 +8,24 @@ import sys
 import tempfile
 import time
 
-# oneDNN picks its CPU kernels by instruction set, and each set sums in another order: the
-# same training gave three different sets of weights under AVX2, AVX and SSE4.1 (and TF's
-# own Eigen kernels call oneDNN's sgemm, so TF_ENABLE_ONEDNN_OPTS=0 does not escape it;
-# bench/portability.py). Capping at AVX2, what our 2-core machines have, keeps a CPU with
-# AVX-512 on the same kernels as the committed run. Set ONEDNN_MAX_CPU_ISA=ALL to lift it.
-CPU_ISA = "AVX2"
+# How TensorFlow uses a CPU's cores: each op on one thread, as many ops side by side as
+# there are cores. At the study's 32px a layer's tensors are too small to split across
+# cores, while a layer's weight and input gradients are independent ops that can run
+# together: one training ran 1.1-1.5x faster this way (README "Speed"), and its result no
+# longer depends on the machine's core count (each op's sums are single-threaded). At 224px
+# on a CPU TensorFlow's default is faster (19-21 against 15 images/s): set
+# TF_NUM_INTRAOP_THREADS=0 for it. TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS set
+# beforehand win. oneDNN runs its kernels for the CPU's own instruction set: capping it at
+# AVX2 did not make an AVX-512 machine reproduce an AVX2 machine's numbers and cost 1.3-1.7x
+# in speed (README "What reproduces where"); ONEDNN_MAX_CPU_ISA still caps it by hand.
+INTRA_OP_THREADS = 1
 
 
 def set_cpu_environment():
-    """Environment TensorFlow reads when it loads: quiet start-up, capped oneDNN kernels."""
+    """Environment TensorFlow reads when it loads: quiet start-up, its CPU thread pools."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", CPU_ISA)
-    os.environ.setdefault("DNNL_MAX_CPU_ISA", os.environ["ONEDNN_MAX_CPU_ISA"])
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(INTRA_OP_THREADS))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(len(os.sched_getaffinity(0))))
 
 
 # One lock file per GPU index, machine-wide: DVC's queue runs each experiment in its own
@@ -78,7 +83,8 @@ def claim_gpu(poll_seconds=2.0):
 # driver) before any Python logging applies; TF_CPP_MIN_LOG_LEVEL does not reach these.
 START_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cuda_dnn.cc",
                "cuda_fft.cc", "cuda_blas.cc", "cpu_feature_guard.cc", "rebuild TensorFlow with",
-               "Unable to register cu", "computation_placer.cc", "TF-TRT Warning")
+               "Unable to register cu", "computation_placer.cc", "TF-TRT Warning",
+               "oneDNN custom operations are on")
 
 
 def start_tensorflow():
