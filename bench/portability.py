@@ -28,17 +28,20 @@ VARIANTS = {
     "study settings, again": ({}, False),
     "study settings, one core": ({}, True),
     "TF default threads": (DEFAULT_THREADS, False),
+    "TF default threads, again": (DEFAULT_THREADS, False),
     "TF default threads, one core": (DEFAULT_THREADS, True),
     "oneDNN AVX2 at most": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    "previous rounds' settings (AVX2 cap, TF default threads)":
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2", **DEFAULT_THREADS}, False),
     "oneDNN AVX at most": ({"ONEDNN_MAX_CPU_ISA": "AVX"}, False),
     "oneDNN SSE4.1 at most": ({"ONEDNN_MAX_CPU_ISA": "SSE41"}, False),
     "Eigen (oneDNN off)": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, False),
 }
 
 
-def train_once(prepared, epochs, steps=None):
-    """One deterministic training (he_normal + relu6, 32px, seed 0; `steps` per epoch, default
-    the whole split): weights digest, losses, seconds and images/s of the fastest epoch after
+def train_once(prepared, epochs, steps=None, size=32):
+    """One deterministic training (he_normal + relu6 at `size` px, seed 0; `steps` per epoch,
+    default the whole split): weights digest, losses, seconds and images/s of the fastest epoch after
     the first."""
     import keras
 
@@ -49,7 +52,7 @@ def train_once(prepared, epochs, steps=None):
 
     manifest = load_manifest(prepared)
     make_deterministic(0)
-    model = build_mobilenet_v2(image_size=32, initializer="he_normal", activation="relu6",
+    model = build_mobilenet_v2(image_size=size, initializer="he_normal", activation="relu6",
                                **data_inputs(manifest))
     model.compile(keras.optimizers.SGD(0.05),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -70,6 +73,7 @@ def main():
     parser.add_argument("--prepared", help="train on this prepared data (e.g. data/prepared) "
                         "instead of the mini archive")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the whole split)")
+    parser.add_argument("--size", type=int, default=32, help="the model's image size (px)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--out", default=os.path.join("bench", "results-portability.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -78,7 +82,7 @@ def main():
         from initstudy.device import set_cpu_environment
 
         set_cpu_environment()  # the study's CPU settings, under the variant's environment
-        print(json.dumps(train_once(args.one, args.epochs, args.steps)))
+        print(json.dumps(train_once(args.one, args.epochs, args.steps, args.size)))
         return
 
     from initstudy import data
@@ -88,13 +92,13 @@ def main():
         prepared = tempfile.mkdtemp(prefix="portability-")
         classes, splits = data.read_image_folder(ARCHIVE, 32)
         data.write_prepared(classes, splits, prepared, 2, {"folder": ARCHIVE})
-    results = {"cpu": cpu_name(), "data": args.prepared or ARCHIVE, "epochs": args.epochs,
-               "steps_per_epoch": args.steps, "variants": {}}
+    results = {"cpu": cpu_name(), "data": args.prepared or ARCHIVE, "size": args.size,
+               "epochs": args.epochs, "steps_per_epoch": args.steps, "variants": {}}
     for name in args.variants:
         env, one_core = VARIANTS[name]
         start = time.perf_counter()
         run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
-                              "--epochs", str(args.epochs)]
+                              "--epochs", str(args.epochs), "--size", str(args.size)]
                              + (["--steps", str(args.steps)] if args.steps else []),
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
                              preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
@@ -104,7 +108,7 @@ def main():
         result = json.loads(run.stdout.strip().splitlines()[-1])
         result["wall_seconds"] = round(time.perf_counter() - start, 1)
         results["variants"][name] = {"env": env, "one_core": one_core, **result}
-        print(f"{name:30s} weights {result['weights_sha256']}  final loss "
+        print(f"{name:58s} weights {result['weights_sha256']}  final loss "
               f"{result['loss'][-1]!r}  {result['images_per_second']:.0f} images/s", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)

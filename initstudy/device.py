@@ -9,15 +9,15 @@ import tempfile
 import time
 
 # How TensorFlow uses a CPU's cores: each op on one thread, as many ops side by side as
-# there are cores. At the study's 32px a layer's tensors are too small to split across
-# cores, while a layer's weight and input gradients are independent ops that can run
-# together: one training ran 1.1-1.5x faster this way (README "Speed"), and its result no
-# longer depends on the machine's core count (each op's sums are single-threaded). At 224px
-# on a CPU TensorFlow's default is faster (19-21 against 15 images/s): set
-# TF_NUM_INTRAOP_THREADS=0 for it. TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS set
-# beforehand win. oneDNN runs its kernels for the CPU's own instruction set: capping it at
-# AVX2 did not make an AVX-512 machine reproduce an AVX2 machine's numbers and cost 1.3-1.7x
-# in speed (README "What reproduces where"); ONEDNN_MAX_CPU_ISA still caps it by hand.
+# there are cores. A result then no longer depends on the machine's core count (each op's
+# sums are single-threaded; TF's default splits them by core count), and with oneDNN's AVX2
+# kernels the 32px training ran 1.4x faster (there oneDNN computes the depthwise weight
+# gradient of the 1x1 and 2x2 maps with a slow generic kernel, which then likely runs beside
+# other ops); with AVX-512 kernels it was as fast as TF's default (0.97-1.13x). At 224px on a CPU TF's default is 1.5x faster: set
+# TF_NUM_INTRAOP_THREADS=0 for it. oneDNN runs its kernels for the CPU's own instruction set:
+# capping it at AVX2 (the previous rounds) did not make an AVX-512 machine reproduce an AVX2
+# machine's numbers and made it 1.8x slower. Figures: bench/results-speed*.json (README
+# "Speed"); variables set beforehand win, and ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
 INTRA_OP_THREADS = 1
 
 
