@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHIVE = os.path.join("tests", "data", "cifar10-jpeg-mini.tar.gz")
 DEFAULT_THREADS = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}  # 0: TF's own
 # name -> (environment over the study's, run on one core only). oneDNN's ISA names: its guide
@@ -41,8 +42,8 @@ VARIANTS = {
 
 def train_once(prepared, epochs, steps=None, size=32):
     """One deterministic training (he_normal + relu6 at `size` px, seed 0; `steps` per epoch,
-    default the whole split): weights digest, losses, seconds and images/s of the fastest epoch after
-    the first."""
+    default the whole split): weights digest, losses, seconds and images/s of the fastest
+    epoch after the first."""
     import keras
 
     from bench.timer import EpochTimer
@@ -65,6 +66,20 @@ def train_once(prepared, epochs, steps=None, size=32):
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
     return {"weights_sha256": digest[:16], "loss": history.history["loss"],
             "seconds_per_epoch": seconds, "images_per_second": round(steps * 64 / seconds, 1)}
+
+
+def run_variant(prepared, env, one_core, epochs, steps=None, size=32):
+    """train_once in a fresh process under `env` (over the study's CPU settings), on core 0
+    alone if `one_core`: its result dict."""
+    run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
+                          "--epochs", str(epochs), "--size", str(size)]
+                         + (["--steps", str(steps)] if steps else []),
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                         preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
+                         cwd=ROOT, capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"training failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -97,15 +112,10 @@ def main():
     for name in args.variants:
         env, one_core = VARIANTS[name]
         start = time.perf_counter()
-        run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
-                              "--epochs", str(args.epochs), "--size", str(args.size)]
-                             + (["--steps", str(args.steps)] if args.steps else []),
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
-                             preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
-                             capture_output=True, text=True)
-        if run.returncode:
-            raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
-        result = json.loads(run.stdout.strip().splitlines()[-1])
+        try:
+            result = run_variant(prepared, env, one_core, args.epochs, args.steps, args.size)
+        except RuntimeError as e:
+            raise SystemExit(f"{name}: {e}") from None
         result["wall_seconds"] = round(time.perf_counter() - start, 1)
         results["variants"][name] = {"env": env, "one_core": one_core, **result}
         print(f"{name:58s} weights {result['weights_sha256']}  final loss "

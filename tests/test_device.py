@@ -43,14 +43,14 @@ def test_no_gpu_or_a_chosen_gpu_is_left_alone(tmp_path):
     assert claimed(chosen)[1:3] == ("None", "1")
 
 
-def test_a_training_gives_the_same_weights_on_one_core_as_on_two(mini_archive, tmp_path):
+def test_a_training_gives_the_same_weights_on_one_core_as_on_two(mini_archive, tmp_path,
+                                                                  monkeypatch):
     """Every stage runs each TensorFlow op on one thread (device.set_cpu_environment), so a
     machine's core count does not change a result's last bits; TensorFlow's default (each op
     split over the cores) does."""
-    import json
-
     import pytest
 
+    from bench.portability import DEFAULT_THREADS, run_variant
     from initstudy import data
 
     if len(os.sched_getaffinity(0)) < 2:
@@ -58,16 +58,12 @@ def test_a_training_gives_the_same_weights_on_one_core_as_on_two(mini_archive, t
     prepared = str(tmp_path / "prepared")
     classes, splits = data.read_image_folder(mini_archive, 32, max_per_class=50)
     data.write_prepared(classes, splits, prepared, 2, {"folder": mini_archive})
-    ours = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
 
     def weights(one_core, **env):
-        run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
-                              "--epochs", "2"], cwd=ROOT, env={**ours, **env},
-                             preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core
-                             else None, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-2000:]
-        return json.loads(run.stdout.splitlines()[-1])["weights_sha256"]
+        return run_variant(prepared, env, one_core, epochs=2)["weights_sha256"]
 
+    # the study's settings unless a variable of the caller's overrides them
+    for name in [k for k in os.environ if k.startswith("TF_NUM_")]:
+        monkeypatch.delenv(name)
     assert weights(one_core=True) == weights(one_core=False)
-    tf_default = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}
-    assert weights(True, **tf_default) != weights(False, **tf_default)
+    assert weights(True, **DEFAULT_THREADS) != weights(False, **DEFAULT_THREADS)
