@@ -1,4 +1,5 @@
-"""The review report on a committed two-commit repository, from DVC's own diffs."""
+"""The review report on a committed two-commit repository, from DVC's own diffs; it compares
+like with like (the same data, test split, epochs and seeds) or says it does not."""
 import json
 import os
 import shutil
@@ -9,10 +10,14 @@ import pytest
 
 from conftest import ROOT
 from test_pipeline import sh
-from initstudy.review import welch_from_stats
 from initstudy.stats import welch
+from tools.review import markdown, not_comparable, welch_from_stats
 
 DVC_YAML = """stages:
+  prepare:
+    cmd: python -m stages.prepare
+    params:
+      - prepare
   evaluate:
     foreach: ${experiments}
     do:
@@ -35,19 +40,30 @@ def metrics(accuracy, std, seeds=3, diverged=0):
             "diverged": diverged}
 
 
-def test_review_names_a_changed_and_an_added_experiment_with_dvcs_numbers(tmp_path):
+def study_repo(tmp_path):
+    """A git + DVC repository with the package and the tools, on branch main."""
     repo = tmp_path / "study"
     repo.mkdir()
-    shutil.copytree(os.path.join(ROOT, "initstudy"), repo / "initstudy")
-    shutil.copytree(os.path.join(ROOT, "stages"), repo / "stages")
+    for folder in ("initstudy", "tools"):
+        shutil.copytree(os.path.join(ROOT, folder), repo / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     sh("git init -q -b main && dvc init -q", repo)
     write(repo, "dvc.yaml", DVC_YAML)
+    return repo
+
+
+def commit(repo, message):
+    sh(f"git add -A && git -c user.name=t -c user.email=t@t commit -qm {message}", repo)
+
+
+def test_review_names_a_changed_and_an_added_experiment_with_dvcs_numbers(tmp_path):
+    repo = study_repo(tmp_path)
     write(repo, "params.yaml", "experiments:\n"
           "  he_normal: {initializer: he_normal, activation: relu6}\n"
           "  glorot_normal: {initializer: glorot_normal, activation: relu6}\n")
     write(repo, "metrics/he_normal.json", metrics(0.41, 0.02))
     write(repo, "metrics/glorot_normal.json", metrics(0.45, 0.01))
-    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm base", repo)
+    commit(repo, "base")
     sh("git checkout -q -b change", repo)
     write(repo, "params.yaml", "experiments:\n"
           "  he_normal: {initializer: he_normal, activation: relu}\n"
@@ -55,10 +71,11 @@ def test_review_names_a_changed_and_an_added_experiment_with_dvcs_numbers(tmp_pa
           "  lecun_selu: {initializer: lecun_normal, activation: selu}\n")
     write(repo, "metrics/he_normal.json", metrics(0.52, 0.01))
     write(repo, "metrics/lecun_selu.json", metrics(0.30, 0.03, diverged=1))
-    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm change", repo)
+    commit(repo, "change")
 
-    sh(f"{sys.executable} -m stages.review main", repo)
+    sh(f"{sys.executable} -m tools.review main", repo)
     text = (repo / "review" / "review.md").read_text()
+    assert "Not comparable" not in text and "not comparable" not in text
     assert "| `experiments.he_normal.activation` | relu6 | relu |" in text
     assert "| `experiments.lecun_selu.initializer` | - | lecun_normal |" in text
     he = next(line for line in text.splitlines() if line.startswith("| he_normal |"))
@@ -72,12 +89,65 @@ def test_review_names_a_changed_and_an_added_experiment_with_dvcs_numbers(tmp_pa
 
 def test_review_refuses_an_unknown_base_in_one_line(tmp_path):
     shutil.copytree(os.path.join(ROOT, "initstudy"), tmp_path / "initstudy")
-    shutil.copytree(os.path.join(ROOT, "stages"), tmp_path / "stages")
+    shutil.copytree(os.path.join(ROOT, "tools"), tmp_path / "tools")
     sh("git init -q", tmp_path)
-    run = subprocess.run([sys.executable, "-m", "stages.review", "nope"], cwd=tmp_path,
+    run = subprocess.run([sys.executable, "-m", "tools.review", "nope"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "base revision 'nope' not found" in run.stderr
+
+
+def data(sha256, test_count):
+    """report/summary.json's record of the prepared data, as the report writes it."""
+    return {"data": {"source": {"folder": "data/images.tar.gz", "sha256": sha256},
+                     "classes": ["a", "b"],
+                     "splits": {"test": {"count": test_count,
+                                         "per_class": {"a": test_count // 2,
+                                                       "b": test_count // 2}}}}}
+
+
+def test_a_review_across_different_data_says_so_and_a_null_param_reads_null(tmp_path):
+    repo = study_repo(tmp_path)
+    params = ("prepare:\n  folder: data/images.tar.gz\n  max_per_class: {}\n"
+              "experiments:\n  he_normal: {{initializer: he_normal, activation: relu6}}\n")
+    write(repo, "params.yaml", params.format(2500))
+    write(repo, "metrics/he_normal.json", metrics(0.41, 0.02))
+    write(repo, "report/summary.json", data("a" * 64, 10000))
+    commit(repo, "base")
+    sh("git checkout -q -b other-data", repo)
+    write(repo, "params.yaml", params.format("null"))  # all images: other data, other test
+    write(repo, "metrics/he_normal.json", metrics(0.52, 0.01))
+    write(repo, "report/summary.json", data("b" * 64, 12000))
+    commit(repo, "other-data")
+
+    sh(f"{sys.executable} -m tools.review main", repo)
+    text = (repo / "review" / "review.md").read_text()
+    assert "| `prepare.max_per_class` | 2500 | null |" in text  # null, not "-" (removed)
+    warning = ("Not comparable: base and branch differ in the data (`prepare.max_per_class` "
+               "2500 → null; source sha256 aaaaaaaaaaaa… → bbbbbbbbbbbb…), the test split "
+               "(10,000 → 12,000 images).")
+    assert warning in text
+    assert text.index(warning) < text.index("| experiment | base | branch |")  # above it
+    he = next(line for line in text.splitlines() if line.startswith("| he_normal |"))
+    assert "+0.1100" in he and he.endswith("| not comparable (above) |")
+    assert "yes: the interval excludes 0" not in text
+
+
+def test_epochs_seeds_and_the_data_record_alone_make_sides_unlike():
+    same = data("a" * 64, 100)["data"]
+    assert not_comparable([("experiments.a.activation", "relu6", "relu")], same, same) == []
+    assert not_comparable([("train.epochs", "2", "10"), ("train.seeds", "[0]", "[0, 1, 2]")],
+                          same, same) == ["`train.epochs` (2 → 10)", "`train.seeds` ([0] → [0, 1, 2])"]
+    # the same count in other classes is still another test split
+    moved = {**same, "splits": {"test": {"count": 100, "per_class": {"a": 60, "b": 40}}}}
+    assert not_comparable([], same, moved) == ["the test split (its per-class counts)"]
+    # a side without a record (or without a source sha256) cannot tell; the params still can
+    assert not_comparable([], None, data("b" * 64, 100)["data"]) == []
+    # one experiment scored over other epochs or seeds than its base is labelled on its own
+    text = markdown("main", [], {"metrics/a.json": {
+        "test_accuracy": {"old": 0.4, "new": 0.5}, "test_accuracy_std": {"old": 0.01, "new": 0.01},
+        "seeds": {"old": 3, "new": 5}, "epochs": {"old": 2, "new": 2}}}, {})
+    assert "Not comparable" not in text and "| not comparable (seeds 3 → 5) |" in text
 
 
 @pytest.mark.parametrize("a,b", [([0.40, 0.43, 0.41], [0.45, 0.46, 0.44]),
