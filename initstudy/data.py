@@ -4,6 +4,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -32,65 +33,159 @@ def _resize(image, size):
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
 
 
+def _progress(iterable, **kwargs):
+    """A progress bar on a terminal only: in a log or a captured stderr, bars would bury the
+    one-line error a bad input stops with."""
+    return tqdm(iterable, disable=None, **kwargs)
+
+
 def read_source(prepare):
-    """(classes, splits, source description) from a config.Prepare; its paths are checked
-    before anything is read."""
+    """(classes, splits, source) from a config.Prepare; its paths are checked before anything
+    is read. `source` (the manifest's record of what was read) names the path as given and
+    its sha256, so a changed archive at the same path shows in the manifest and the report."""
     if prepare.source == "folder":
         if not prepare.folder or not os.path.exists(prepare.folder):
             raise StudyError(f"prepare.folder = {prepare.folder!r}: no such folder or .tar.gz "
                              "(expected train/<class>/* and test/<class>/*)")
         classes, splits = read_image_folder(prepare.folder, prepare.storage_size,
                                             prepare.max_per_class)
-        return classes, splits, {"folder": prepare.folder}
+        return classes, splits, {"folder": prepare.folder, **source_hash(prepare.folder)}
     if prepare.manual_dir and not os.path.isdir(prepare.manual_dir):
         raise StudyError(f"prepare.manual_dir = {prepare.manual_dir!r}: no such folder "
                          "(it should hold cifar-10-binary.tar.gz)")
-    classes, splits = read_tfds(prepare.tfds_name, prepare.data_dir, prepare.manual_dir,
-                                prepare.max_per_class, prepare.storage_size)
-    return classes, splits, {"tfds": prepare.tfds_name, "manual_dir": prepare.manual_dir}
+    return read_tfds(prepare.tfds_name, prepare.data_dir, prepare.manual_dir,
+                     prepare.max_per_class, prepare.storage_size)
+
+
+def source_hash(path):
+    """{"sha256": ...} of an archive file; of a folder, sha256 over the sorted (relative path,
+    sha256 of the bytes) of every train/<class>/ and test/<class>/ image file, with their count
+    ("files"): stable across machines and walk orders, changed by any renamed or edited image."""
+    if not os.path.isdir(path):
+        return {"sha256": _sha256(path)}
+    files = []
+    for _, _, name, relpath, opener in _image_entries(path):
+        if name and name.lower().endswith(IMAGE_SUFFIXES):
+            with opener() as f:
+                files.append((relpath, hashlib.sha256(f.read()).hexdigest()))
+    digest = hashlib.sha256()
+    for relpath, file_sha256 in sorted(files):
+        digest.update(f"{relpath}\0{file_sha256}\n".encode())
+    return {"sha256": digest.hexdigest(), "files": len(files)}
+
+
+def source_line(manifest):
+    """What the prepared data was read from, in one line for the report, e.g.
+    'data: data/cifar10-jpeg.tar.gz (sha256 d34c...)'."""
+    source = manifest["source"]
+    if "folder" in source:
+        what = source["folder"]
+    else:
+        what = f"tensorflow-datasets {source['tfds']} {source.get('version', '')}".rstrip()
+        if source.get("archive"):
+            what += f" from {source['archive']}"
+    if source.get("files"):
+        return (f"data: {what} (sha256 {source['sha256']} over {source['files']} image files' "
+                "paths and bytes)")
+    if source.get("sha256"):
+        return f"data: {what} (sha256 {source['sha256']})"
+    if "folder" in source:  # a manifest written before prepare recorded hashes
+        return f"data: {what} (no sha256 recorded: re-run prepare)"
+    return f"data: {what} (downloaded and checked by tensorflow-datasets)"
 
 
 # ---------------------------------------------------------------- image folder / archive
-def _image_entries(path):
-    """(split, class, file name, path shown in errors, opener) for every file under
-    train/<class>/ and test/<class>/."""
-    def parse(relpath):
-        parts = relpath.replace("\\", "/").strip("/").split("/")
-        for i, part in enumerate(parts[:-2]):
-            if part in SPLITS and len(parts) - i == 3:
-                return part, parts[i + 1], parts[i + 2]
-        return None
+def _layout(relpath, is_dir):
+    """(split, class, file name) of <split>/<class>/<file>, or (split, class, None) of a class
+    folder <split>/<class>, under any leading folders; None for anything else."""
+    parts = relpath.replace("\\", "/").strip("/").split("/")
+    depth = 2 if is_dir else 3
+    for i, part in enumerate(parts):
+        if part in SPLITS and len(parts) - i == depth:
+            return part, parts[i + 1], None if is_dir else parts[i + 2]
+    return None
 
+
+def _image_entries(path):
+    """(split, class, file name, path relative to `path`, opener) for every file under
+    train/<class>/ and test/<class>/, and (split, class, None, relative path, None) for every
+    class folder itself, so that an empty one is seen. Links in a folder are followed (the
+    file system resolves them); a link member of an archive is an error (see below)."""
     if os.path.isdir(path):
-        for root, _, files in os.walk(path):
-            for f in files:
-                full = os.path.join(root, f)
-                hit = parse(os.path.relpath(full, path))
+        for root, dirs, files in os.walk(path, followlinks=True):
+            for name, is_dir in [(d, True) for d in dirs] + [(f, False) for f in files]:
+                full = os.path.join(root, name)
+                relpath = os.path.relpath(full, path).replace(os.sep, "/")
+                hit = _layout(relpath, is_dir)
                 if hit:
-                    yield (*hit, full, lambda full=full: open(full, "rb"))
-    else:
-        try:
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar:  # streams the archive once, in its own order
-                    hit = member.isfile() and parse(member.name)
-                    if hit:
-                        data = tar.extractfile(member).read()
-                        yield (*hit, f"{path}:{member.name}", lambda data=data: io.BytesIO(data))
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # EOFError: truncated .gz
-            raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive, "
-                             f"or truncated ({type(e).__name__}: {e})") from None
+                    yield (*hit, relpath, None if is_dir else lambda full=full: open(full, "rb"))
+        return
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            seen = set()
+            for member in tar:  # streams the archive once, in its own order
+                name = member.name.rstrip("/")
+                if name in seen and not member.isdir() and _layout(name, False):
+                    # tar keeps both; extracting it would keep the last one only
+                    raise StudyError(f"{path}: {name}: appears twice in the archive")
+                seen.add(name)
+                if (member.issym() or member.islnk()) and (_layout(name, False) or
+                                                           _layout(name, True)):
+                    # Not followed: a symlink's target may lie outside the archive (bytes the
+                    # archive's sha256 and DVC's hash never saw); skipping it would drop an
+                    # image unseen. Same rule for hard links, to keep one rule.
+                    kind = "symlink" if member.issym() else "hard link"
+                    raise StudyError(f"{path}: {name}: a {kind} member (links in an archive are "
+                                     "not followed); store the file itself (tar --dereference "
+                                     "--hard-dereference)")
+                hit = _layout(name, member.isdir())
+                if hit and member.isdir():
+                    yield (*hit, name, None)
+                elif hit and member.isfile():
+                    data = tar.extractfile(member).read()
+                    yield (*hit, name, lambda data=data: io.BytesIO(data))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # EOFError: truncated .gz
+        raise StudyError(f"prepare.folder = {path!r}: not a readable folder or tar archive, "
+                         f"or truncated ({type(e).__name__}: {e})") from None
+
+
+def _why_not_an_image(error):
+    """PIL's reason in words, without the object reprs it puts in (<_io.BytesIO at 0x...>)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "cannot identify image file"
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
 
 
 def read_image_folder(path, storage_size, max_per_class=None):
     """Images of `path` (a folder or .tar.gz of train/<class>/*, test/<class>/*) as uint8
-    arrays at storage_size x storage_size RGB; classes are the sorted folder names."""
+    arrays at storage_size x storage_size RGB; classes are the sorted folder names. Anything
+    that would change the data unseen (an empty class folder, a class in one split only, a
+    link member, a file PIL cannot read) is a StudyError naming it, raised before any output."""
     from PIL import Image
 
-    files = defaultdict(list)  # (split, class) -> [(name, shown path, opener)]
+    files = defaultdict(list)  # (split, class) -> [(name, relative path, opener)]
+    class_folders = {}  # (split, class) -> its relative path, as the errors name it
+    skipped = []  # files in a class folder whose names are not images
     entries = _image_entries(path)
-    for split, cls, name, shown, opener in tqdm(entries, desc=f"reading {path}", unit=" files"):
-        files[split, cls].append((name, shown, opener))
-    classes = {s: sorted({c for (sp, c) in files if sp == s}) for s in SPLITS}
+    for split, cls, name, relpath, opener in _progress(entries, desc=f"reading {path}",
+                                                       unit=" files"):
+        class_folders.setdefault((split, cls), relpath if name is None else
+                                 relpath.rsplit("/", 1)[0])
+        if name is None:
+            continue
+        if name.lower().endswith(IMAGE_SUFFIXES):
+            files[split, cls].append((name, relpath, opener))
+        else:
+            skipped.append(relpath)
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) whose names are not images "
+              f"({', '.join(sorted(skipped)[:3])}{', ...' if len(skipped) > 3 else ''})")
+    for (split, cls), folder in sorted(class_folders.items()):
+        if not files[split, cls]:
+            raise StudyError(f"class folder {folder} in {path!r} holds no images")
+    classes = {s: sorted({c for (sp, c) in class_folders if sp == s}) for s in SPLITS}
     for s in SPLITS:
         if not classes[s]:
             raise StudyError(f"prepare.folder = {path!r}: no {s}/<class>/ images found "
@@ -106,17 +201,16 @@ def read_image_folder(path, storage_size, max_per_class=None):
     for split in SPLITS:
         chosen = []
         for label, cls in enumerate(classes):
-            found = [f for f in sorted(files[split, cls]) if f[0].lower().endswith(IMAGE_SUFFIXES)]
-            if not found:
-                raise StudyError(f"class folder {split}/{cls} in {path!r} holds no images")
-            chosen += [(shown, opener, label) for _, shown, opener in found[:max_per_class]]
+            found = sorted(files[split, cls], key=lambda f: f[0])  # by file name
+            chosen += [(relpath, opener, label) for _, relpath, opener in found[:max_per_class]]
         images = []
-        for shown, opener, _ in tqdm(chosen, desc=f"decoding {split}", unit=" img"):
+        for relpath, opener, _ in _progress(chosen, desc=f"decoding {split}", unit=" img"):
             try:
                 with opener() as f, Image.open(f) as im:
                     image = np.asarray(im.convert("RGB"), dtype=np.uint8)
             except Exception as e:  # PIL raises many types for a bad file
-                raise StudyError(f"cannot read image {shown}: {e}") from None
+                raise StudyError(f"{path}: {relpath}: not an image PIL can read "
+                                 f"({_why_not_an_image(e)})") from None
             if image.shape[:2] != (storage_size, storage_size):
                 image = _resize(image, storage_size)
             images.append(image)
@@ -125,9 +219,10 @@ def read_image_folder(path, storage_size, max_per_class=None):
 
 
 # ---------------------------------------------------------------- tensorflow-datasets
-def _manual_archive_present(manual_dir):
-    return bool(manual_dir) and os.path.exists(
-        os.path.join(manual_dir, os.path.basename(urlparse(CIFAR10_URL).path)))
+def _manual_archive(manual_dir):
+    """The genuine archive in manual_dir that tfds reads instead of downloading, or None."""
+    path = manual_dir and os.path.join(manual_dir, os.path.basename(urlparse(CIFAR10_URL).path))
+    return path if path and os.path.exists(path) else None
 
 
 def _can_reach(url, timeout=5):
@@ -139,13 +234,19 @@ def _can_reach(url, timeout=5):
 
 
 def read_tfds(name, data_dir=None, manual_dir=None, max_per_class=None, storage_size=None):
-    """A tensorflow-datasets image-classification set (CIFAR-10 by default) as arrays."""
+    """A tensorflow-datasets image-classification set (CIFAR-10 by default) as arrays:
+    (classes, splits, source), `source` naming the dataset's version and, where tfds reads a
+    manual archive, its path and sha256 (tfds checks that sha256 against the genuine one)."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
+    source = {"tfds": name, "version": str(builder.info.version)}
+    archive = None if builder.is_prepared() else _manual_archive(manual_dir)  # None: not read
+    if archive:
+        source.update(archive=archive, sha256=_sha256(archive))
     offline = ("set prepare.manual_dir to a folder holding cifar-10-binary.tar.gz, or "
                "prepare.source=folder with prepare.folder=<image folder or .tar.gz>")
-    if not builder.is_prepared() and not _manual_archive_present(manual_dir):
+    if not builder.is_prepared() and not archive:
         if name == "cifar10" and not _can_reach(CIFAR10_URL):
             raise StudyError(f"prepare.source = 'tfds': cannot download {name} (no network); "
                              f"offline: {offline}")
@@ -170,7 +271,7 @@ def read_tfds(name, data_dir=None, manual_dir=None, max_per_class=None, storage_
         if storage_size and images.shape[1:3] != (storage_size, storage_size):
             images = _resize(images, storage_size)
         splits[split] = (images, labels)
-    return classes, splits
+    return classes, splits, source
 
 
 def split_validation(classes, splits, per_class, seed):
@@ -223,8 +324,8 @@ def write_tfrecords(images, labels, out_dir, split, num_shards):
     paths = [os.path.join(out_dir, f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord")
              for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(p) for p in paths]
-    for i, (image, label) in enumerate(tqdm(zip(images, labels), total=len(images),
-                                            desc=f"writing {split}", unit=" img")):
+    for i, (image, label) in enumerate(_progress(zip(images, labels), total=len(images),
+                                                 desc=f"writing {split}", unit=" img")):
         example = tf.train.Example(features=tf.train.Features(feature={
             "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
             "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),

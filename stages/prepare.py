@@ -1,9 +1,11 @@
 """prepare: an image folder or archive (default: the embedded CIFAR-10 JPEG re-encode) or
 tensorflow-datasets' CIFAR-10 -> train / validation (carved from train, stratified) / test
-TFRecord shards + manifest in data/prepared."""
+TFRecord shards + manifest in data/prepared. Every input is checked before any output is
+written: a bad one (an empty class folder, a class in one split only, a link in an archive,
+a file that is not an image) stops it with one line naming it."""
 from initstudy import data
 from initstudy.config import load_study
-from initstudy.errors import run_stage
+from initstudy.stage import run_stage
 
 
 def main():
@@ -17,6 +19,7 @@ def main():
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"prepared {counts} images of {len(classes)} classes, "
           f"{manifest['image_shape']} uint8, into {data.PREPARED}")
+    print(data.source_line(manifest))
 
 
 if __name__ == "__main__":

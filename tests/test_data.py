@@ -99,8 +99,10 @@ def test_tfds_path_with_mocked_cifar10(monkeypatch):
 
     monkeypatch.setattr(data, "_can_reach", lambda url: True)
     with tfds.testing.mock_data(num_examples=40):
-        classes, splits = data.read_tfds("cifar10", max_per_class=2)
+        classes, splits, source = data.read_tfds("cifar10", max_per_class=2)
     assert len(classes) == 10  # the mock keeps the label count, not CIFAR-10's names
+    assert source["tfds"] == "cifar10" and source["version"].count(".") == 2
+    assert "sha256" not in source  # no manual archive was read
     images, labels = splits["train"]
     assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
     assert np.bincount(labels, minlength=10).max() <= 2
