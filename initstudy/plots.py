@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from initstudy.files import atomic  # noqa: E402
-from initstudy.tables import panel_name, panels  # noqa: E402
+from initstudy.grid import panel_name, panels  # noqa: E402
 
 
 def save(fig, path, tight=True):
@@ -43,7 +43,10 @@ def curves(experiments, key, ylabel, path):
     save(fig, path)
 
 
-def test_accuracy(experiments, path):
+def test_accuracy(experiments, baseline, path):
+    """Mean test accuracy with its 95% interval per experiment; BN as trained (x) where the
+    runs were also scored so; the test split's baseline (larger of chance and majority class)
+    and the limit below which an accuracy is within noise of it."""
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [e["experiment"] for e in experiments]
     metrics = [e["metrics"] for e in experiments]
@@ -54,7 +57,15 @@ def test_accuracy(experiments, path):
                   color=[f"C{i}" for i in range(len(experiments))])
     ax.bar_label(bars, labels=["diverged" if m["test_accuracy"] is None else
                                f"{m['test_accuracy']:.3f}" for m in metrics], padding=8)
+    if any(m.get("test_accuracy_raw") is not None for m in metrics):
+        ax.plot(names, [nan_if_none(m.get("test_accuracy_raw")) for m in metrics], "kx",
+                label="BN as trained")
+    ax.axhline(max(baseline["chance"], baseline["majority"]), color="gray", lw=1,
+               label="baseline (chance or majority class)")
+    ax.axhline(baseline["noise_limit"], color="gray", lw=1, ls="--",
+               label="within noise of it below")
     ax.set(ylabel="final test accuracy (mean, 95% CI)", ylim=(0, 1))
+    ax.legend(fontsize=8)
     save(fig, path)
 
 

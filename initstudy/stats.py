@@ -1,5 +1,6 @@
-"""Statistics across seeds: the headline ANOVA / Tukey HSD / minimum detectable difference,
-and Welch's t-tests with Holm's correction as a sensitivity check."""
+"""Statistics across seeds: the headline seed-blocked ANOVA / Tukey HSD / minimum detectable
+difference; the unblocked one-way analysis and Welch's t-tests with Holm's correction as
+sensitivity checks."""
 import itertools
 import math
 
@@ -52,24 +53,76 @@ def pairwise(groups, alpha=0.05):
 
 
 def seed_analysis(groups, alpha=0.05, power=0.8):
-    """The headline analysis of one measure across experiments and seeds.
+    """The analysis of one measure across experiments and seeds; groups: {experiment: {seed:
+    value}}. None below 2 experiments or 2 complete blocks.
 
-    groups: {experiment: {seed: value}}. One-way ANOVA (scipy) with Levene's check that
-    pooling the variances is fair; the seed-blocked ANOVA (statsmodels' AnovaRM) when every
-    experiment ran the same seeds, because a seed fixes the batch order and the standardized
-    weight draws in every experiment; Tukey's HSD (scipy) for every pair, with simultaneous
-    95% intervals; and the minimum detectable difference (MDD): the smallest true gap a
-    two-sample t-test at these seeds finds with `power`, at `alpha` and after a Bonferroni
-    correction for the number of pairs. None when a group has fewer than 2 values."""
+    Headline ("blocked"): a seed fixes the batch order and the standardized weight draws in
+    every experiment, so the design is a randomized complete block design with experiments as
+    the treatments and seeds as the blocks. A block needs every experiment: a seed missing from
+    any experiment (a diverged run) is dropped from it and listed in "dropped_blocks".
+    Sensitivity check ("oneway"): the unblocked one-way ANOVA / Tukey-Kramer over every value,
+    seeds ignored."""
+    complete, dropped = complete_blocks(groups)
+    if len(groups) < 2 or len(next(iter(complete.values()))) < 2:
+        return None
+    return {"experiments": list(groups), "alpha": alpha, "power": power,
+            "dropped_blocks": dropped, "blocked": blocked_anova(complete, alpha, power),
+            "oneway": oneway_anova(groups, alpha, power)}
+
+
+def complete_blocks(groups):
+    """(groups restricted to the seeds every experiment has, [{seed, missing_in}] for the
+    seeds left out)."""
+    seeds = sorted(set().union(*groups.values()))
+    missing = {s: [e for e, g in groups.items() if s not in g] for s in seeds}
+    kept = [s for s in seeds if not missing[s]]
+    return ({e: {s: g[s] for s in kept} for e, g in groups.items()},
+            [{"seed": s, "missing_in": m} for s, m in missing.items() if m])
+
+
+def blocked_anova(groups, alpha, power):
+    """The randomized complete block ANOVA (statsmodels: value ~ C(experiment) + C(seed)),
+    groups {experiment: {seed: value}} with the same seeds in every experiment; Tukey's HSD
+    for every pair from the residual mean square MSE on (k-1)(b-1) df: the simultaneous
+    interval is diff +- q(1-alpha; k, df) sqrt(MSE / b); and the minimum detectable difference
+    at the same MSE and df."""
+    import pandas as pd
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    names = list(groups)
+    k, b = len(names), len(groups[names[0]])
+    table = pd.DataFrame([{"experiment": e, "seed": s, "value": v}
+                          for e, g in groups.items() for s, v in g.items()])
+    anova = anova_lm(ols("value ~ C(experiment) + C(seed)", table).fit())
+    treatment, block, residual = (anova.loc[r] for r in ("C(experiment)", "C(seed)", "Residual"))
+    df = (k - 1) * (b - 1)
+    se = np.sqrt(residual["mean_sq"] / b)  # of an experiment's mean
+    half = float(stats.studentized_range.ppf(1 - alpha, k, df) * se)
+    means = {e: float(np.mean(list(g.values()))) for e, g in groups.items()}
+    pairs = []
+    for a, c in itertools.combinations(names, 2):
+        diff = means[a] - means[c]
+        p = float(stats.studentized_range.sf(abs(diff) / se, k, df))
+        pairs.append({"a": a, "b": c, "diff": diff, "ci_low": diff - half,
+                      "ci_high": diff + half, "p_tukey": p, "significant": p < alpha})
+    se_diff = float(np.sqrt(2) * se)
+    return {"seeds": b, "f": float(treatment["F"]), "p": float(treatment["PR(>F)"]),
+            "df": [k - 1, df], "block_f": float(block["F"]), "block_p": float(block["PR(>F)"]),
+            "block_df": [b - 1, df], "residual_sd": float(np.sqrt(residual["mean_sq"])),
+            "mdd": mdd(se_diff, df, alpha, power),
+            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power), "pairs": pairs}
+
+
+def oneway_anova(groups, alpha, power):
+    """The unblocked analysis: one-way ANOVA (scipy) with Levene's check that pooling the
+    variances is fair, Tukey's HSD (Tukey-Kramer for unequal seeds; scipy) for every pair, and
+    the minimum detectable difference at the pooled sd and the smallest group's size."""
     names = list(groups)
     samples = [np.asarray(list(groups[n].values()), float) for n in names]
-    if len(samples) < 2 or min(len(s) for s in samples) < 2:
-        return None
-    from statsmodels.stats.power import TTestIndPower
-
     oneway = stats.f_oneway(*samples)
-    df_within = sum(len(s) for s in samples) - len(samples)
-    pooled_sd = math.sqrt(sum(((s - s.mean()) ** 2).sum() for s in samples) / df_within)
+    df = sum(len(s) for s in samples) - len(samples)
+    pooled_sd = math.sqrt(sum(((s - s.mean()) ** 2).sum() for s in samples) / df)
     tukey = stats.tukey_hsd(*samples)
     ci = tukey.confidence_interval(1 - alpha)
     pairs = [{"a": names[i], "b": names[j], "diff": float(samples[i].mean() - samples[j].mean()),
@@ -78,30 +131,20 @@ def seed_analysis(groups, alpha=0.05, power=0.8):
               "significant": bool(tukey.pvalue[i, j] < alpha)}
              for i, j in itertools.combinations(range(len(names)), 2)]
     n = min(len(s) for s in samples)
-
-    def mdd(a):
-        return float(TTestIndPower().solve_power(nobs1=n, alpha=a, power=power)) * pooled_sd
-
-    return {"experiments": names, "seeds_per_experiment": n, "alpha": alpha, "power": power,
-            "anova_f": float(oneway.statistic), "anova_p": float(oneway.pvalue),
-            "anova_df": [len(samples) - 1, df_within],
-            "levene_p": float(stats.levene(*samples).pvalue),
-            **blocked_anova(groups),
-            "pooled_sd": pooled_sd, "mdd": mdd(alpha), "mdd_corrected": mdd(alpha / len(pairs)),
-            "pairs": pairs}
+    se_diff = pooled_sd * math.sqrt(2 / n)
+    return {"runs": sum(len(s) for s in samples), "f": float(oneway.statistic),
+            "p": float(oneway.pvalue), "df": [len(samples) - 1, df],
+            "levene_p": float(stats.levene(*samples).pvalue), "pooled_sd": pooled_sd,
+            "mdd": mdd(se_diff, df, alpha, power),
+            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power), "pairs": pairs}
 
 
-def blocked_anova(groups):
-    """F and p of the experiment effect with seeds as blocks (a repeated-measures ANOVA);
-    None values unless every experiment ran the same seeds (2 or more)."""
-    seeds = [sorted(g) for g in groups.values()]
-    if any(s != seeds[0] for s in seeds) or len(seeds[0]) < 2:
-        return {"blocked_f": None, "blocked_p": None, "blocked_df": None}
-    import pandas as pd
-    from statsmodels.stats.anova import AnovaRM
+def mdd(se_diff, df, alpha, power):
+    """Minimum detectable difference: the true difference d that a two-sided t-test with
+    standard error se_diff on df degrees of freedom detects at `alpha` with `power`:
+    P(t' > t(1 - alpha/2; df)) = power for t' noncentral t with noncentrality d / se_diff
+    (the test's other tail adds under 1e-8 at such d and is left out)."""
+    from scipy.optimize import brentq
 
-    table = pd.DataFrame([{"experiment": e, "seed": s, "value": v}
-                          for e, g in groups.items() for s, v in g.items()])
-    row = AnovaRM(table, "value", "seed", within=["experiment"]).fit().anova_table.iloc[0]
-    return {"blocked_f": float(row["F Value"]), "blocked_p": float(row["Pr > F"]),
-            "blocked_df": [int(row["Num DF"]), int(row["Den DF"])]}
+    critical = stats.t.isf(alpha / 2, df)
+    return se_diff * brentq(lambda nc: stats.nct.sf(critical, df, nc) - power, 0, 1000)

@@ -1,13 +1,20 @@
-"""The report's text: the results table, the analysis of the differences between
-experiments, the step-0 table, the reference's published numbers (on CIFAR-10 only) and the
-grid's verdict on its closing table (markdown)."""
+"""The report's text: the results table with its baselines, the analysis of the differences
+between experiments, the step-0 table, the reference's published numbers (on CIFAR-10 only)
+(markdown); the report JSON's rounding. The grid's verdict rule is initstudy.grid's."""
 import math
 import os
 
 SIGNIFICANCE = 0.05
-# a drift above this many decades (signal and gradient together off by over 1000x) is a
-# collapse or an explosion, not a winner, however it ranks
-LOST_DECADES = 3
+# an accuracy below max(chance, majority-class rate) + NOISE_Z binomial standard errors at its
+# split's size is within noise of that baseline (2.58: the normal's 99.5% quantile)
+NOISE_Z = 2.58
+NOISE_MARK = "†"
+# report/summary.json and history.json: rounded so that the files are byte-stable
+SIGNIFICANT = ("f", "p", "block_f", "block_p", "levene_p", "p_tukey", "p_holm", "learning_rate")
+PRECISION = ("Numbers in report/summary.json and report/history.json: F statistics, p-values "
+             "and learning rates to 4 significant digits, every other number (accuracies, "
+             "losses and what is on their scale: differences, intervals, sds, minimum "
+             "detectable differences, baselines) to 4 decimals; an undefined number as null.")
 
 
 def fmt(x, spec=".4f"):
@@ -26,28 +33,38 @@ def setting_line(study):
     return (f"{source}{subset}, {m.image_size}x{m.image_size}, {t.epochs} epochs, "
             f"batch {t.batch_size}, plain SGD lr {t.learning_rate} (unless an experiment sets "
             f"its own), seeds {list(t.seeds)}, "
-            f"batch_norm {str(m.batch_norm).lower()}, depthwise_fan {m.depthwise_fan}")
+            f"batch_norm {str(m.batch_norm).lower()}, depthwise_fan {m.depthwise_fan}, "
+            f"residual_scale {m.residual_scale}")
 
 
-def analysis_lines(analysis, seeds):
-    """The headline analysis of test accuracy (stats.seed_analysis), in words and a table."""
+def analysis_lines(analysis):
+    """The analysis of test accuracy (stats.seed_analysis), in words and tables: the seed-blocked
+    ANOVA / Tukey HSD as the headline, the unblocked one-way analysis as a sensitivity check."""
     if analysis is None:
-        return ["With one seed per experiment there is no estimate of run-to-run noise: no "
-                "difference between these experiments can be called real or ruled out. Add "
-                "seeds (only the new runs train): `dvc exp run -S 'train.seeds=[0,1,2]'`."]
-    a = analysis
-    blocked = "-" if a["blocked_f"] is None else \
-        f"F({a['blocked_df'][0]}, {a['blocked_df'][1]}) = {a['blocked_f']:.2f}, p = {a['blocked_p']:.3g}"
-    lines = [f"One-way ANOVA over {len(a['experiments'])} experiments x {a['seeds_per_experiment']} "
-             f"seeds: F({a['anova_df'][0]}, {a['anova_df'][1]}) = {a['anova_f']:.2f}, "
-             f"p = {a['anova_p']:.3g} (Levene's test of equal variances: p = {a['levene_p']:.3g}). "
-             f"Seed-blocked ANOVA (a seed fixes the batch order and the standardized weight draws "
-             f"in every experiment): {blocked}. Pooled run-to-run sd {a['pooled_sd']:.4f}: at "
-             f"{a['seeds_per_experiment']} seeds a true gap smaller than {a['mdd']:.4f} "
-             f"({a['mdd_corrected']:.4f} after correcting for {len(a['pairs'])} pairs) would be "
-             f"missed more often than 1 time in {1 / (1 - a['power']):.0f} "
-             f"(minimum detectable difference at {a['power']:.0%} power, alpha {a['alpha']}).", ""]
-    for t in a["pairs"]:
+        return ["Fewer than 2 seeds finished in every experiment: there is no estimate of "
+                "run-to-run noise, and no difference between these experiments can be called "
+                "real or ruled out. Add seeds (only the new runs train): "
+                "`dvc exp run -S 'train.seeds=[0,1,2]'`."]
+    a, b, o = analysis, analysis["blocked"], analysis["oneway"]
+    k, pairs = len(a["experiments"]), len(b["pairs"])
+    lines = [f"Headline: the seed-blocked ANOVA. A seed fixes the batch order and the "
+             f"standardized weight draws in every experiment, so the runs form a randomized "
+             f"complete block design: the {k} experiments are the treatments, the {b['seeds']} "
+             f"seeds the blocks. Experiments: F({b['df'][0]}, {b['df'][1]}) = {b['f']:.2f}, "
+             f"p = {b['p']:.3g}; seeds (blocks): F({b['block_df'][0]}, {b['block_df'][1]}) = "
+             f"{b['block_f']:.2f}, p = {b['block_p']:.3g}. Residual sd {b['residual_sd']:.4f} on "
+             f"(k-1)(b-1) = {b['df'][1]} df: at {b['seeds']} seeds a true gap smaller than "
+             f"{b['mdd']:.4f} ({b['mdd_corrected']:.4f} after a Bonferroni correction for "
+             f"{pairs} pairs) would be missed more often than 1 time in "
+             f"{1 / (1 - a['power']):.0f} (minimum detectable difference at {a['power']:.0%} "
+             f"power, alpha {a['alpha']}). Tukey's HSD below uses the same residual variance."]
+    for d in a["dropped_blocks"]:
+        lines += ["", f"Seed {d['seed']} is left out of the blocked analysis: a block needs every "
+                      f"experiment, and {', '.join(d['missing_in'])} has no finished run at it. "
+                      f"The blocked analysis' means and differences are over the {b['seeds']} "
+                      "complete seeds."]
+    lines.append("")
+    for t in b["pairs"]:
         ci = interval(t["ci_low"], t["ci_high"])
         if t["significant"]:
             better, worse = (t["a"], t["b"]) if t["diff"] > 0 else (t["b"], t["a"])
@@ -58,28 +75,97 @@ def analysis_lines(analysis, seeds):
             lines.append(f"- {t['a']} vs {t['b']}: {t['diff']:+.4f}, no difference detected "
                          f"(Tukey 95% interval {ci}, p = {t['p_tukey']:.3g}); the data rule out "
                          f"a gap larger than {bound:.4f}, not a smaller one.")
-    lines += ["", "| a | b | a - b | Tukey 95% interval | in pooled sd | p (Tukey) |",
-              "|---|---|---|---|---|---|"]
+    lines += [""] + tukey_table(b["pairs"], b["residual_sd"], "residual sd")
+    lines += ["", f"Sensitivity check, unblocked (seeds ignored; every finished run): one-way "
+              f"ANOVA over {o['runs']} runs: F({o['df'][0]}, {o['df'][1]}) = {o['f']:.2f}, "
+              f"p = {o['p']:.3g} (Levene's test of equal variances: p = {o['levene_p']:.3g}); "
+              f"pooled sd {o['pooled_sd']:.4f}, minimum detectable difference {o['mdd']:.4f} "
+              f"({o['mdd_corrected']:.4f} corrected). Where it disagrees with the headline, the "
+              "seeds' shared effect is what separates the two.", ""]
+    return lines + tukey_table(o["pairs"], o["pooled_sd"], "pooled sd")
+
+
+def tukey_table(pairs, sd, sd_name):
+    lines = [f"| a | b | a - b | Tukey 95% interval | in {sd_name} | p (Tukey) |",
+             "|---|---|---|---|---|---|"]
     return lines + [f"| {t['a']} | {t['b']} | {t['diff']:+.4f} | "
                     f"{interval(t['ci_low'], t['ci_high'])} | "
-                    f"{t['diff'] / a['pooled_sd']:+.2f} | {t['p_tukey']:.3g} |"
-                    for t in a["pairs"]] if a["pooled_sd"] else lines
+                    f"{fmt(t['diff'] / sd if sd else None, '+.2f')} | {t['p_tukey']:.3g} |"
+                    for t in pairs]
 
 
-def results_table(experiments):
+def noise_limit(rate, n):
+    """An accuracy below this is within noise of `rate` on n images (binomial)."""
+    return rate + NOISE_Z * math.sqrt(rate * (1 - rate) / n)
+
+
+def baselines(manifest):
+    """Per split: chance (1 / classes), the majority-class rate (largest class / split size),
+    and the noise limit of the larger of the two at the split's size."""
+    out = {}
+    for split, v in manifest["splits"].items():
+        chance = 1 / len(manifest["classes"])
+        majority = max(v["per_class"].values()) / v["count"]
+        out[split] = {"images": v["count"], "chance": chance, "majority": majority,
+                      "noise_limit": noise_limit(max(chance, majority), v["count"])}
+    return out
+
+
+def accuracy_limits(manifest, inference_images):
+    """The noise limit of each accuracy the results table shows, on the split it is scored on
+    (train accuracy in inference mode: the first `inference_images` training images)."""
+    base = baselines(manifest)
+    train = base["train"]
+    inference = noise_limit(max(train["chance"], train["majority"]),
+                            min(inference_images, train["images"]))
+    return {"train_accuracy": train["noise_limit"], "inference_accuracy": inference,
+            "val_accuracy": base["validation"]["noise_limit"],
+            "test_accuracy": base["test"]["noise_limit"],
+            "test_accuracy_raw": base["test"]["noise_limit"]}
+
+
+def mark(x, limit):
+    """An accuracy, marked with NOISE_MARK where it is within noise of its split's baseline."""
+    return fmt(x) + (f" {NOISE_MARK}" if x is not None and x < limit else "")
+
+
+def baseline_lines(manifest, inference_images):
+    lines = [f"Baselines: chance (1 / {len(manifest['classes'])} classes) and the majority-class "
+             f"rate (largest class / split size). {NOISE_MARK} marks an accuracy within noise of "
+             f"the larger of the two, r: below r + {NOISE_Z} sqrt(r (1 - r) / n), {NOISE_Z} "
+             "binomial standard errors at the n images scored (the split's size; for train "
+             f"accuracy in inference mode, the first {inference_images} training images).", "",
+             "| split | images | chance | majority class | within noise below |",
+             "|---|---|---|---|---|"]
+    return lines + [f"| {s} | {v['images']} | {v['chance']:.4f} | {v['majority']:.4f} | "
+                    f"{v['noise_limit']:.4f} |" for s, v in baselines(manifest).items()]
+
+
+def results_table(experiments, limits):
+    """One row per experiment; "test acc (BN as trained)" beside "test acc" where the runs
+    were also scored with BN's statistics as training left them (precise BN)."""
+    raw = any(e["metrics"].get("test_accuracy_raw") is not None for e in experiments)
     lines = ["| experiment | initializer | activation | lr | train acc (running) "
-             "| train acc (inference) | val acc | test acc | test acc 95% CI | test loss "
-             "| seeds | diverged |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| train acc (inference) | val acc | test acc "
+             + ("| test acc (BN as trained) " if raw else "")
+             + "| test acc 95% CI | test loss | seeds | diverged |",
+             "|---" * (12 + raw) + "|"]
     for e in experiments:
         m = e["metrics"]
         lines.append(
             f"| {e['experiment']} | {e['initializer']} | {e['activation']} | "
-            f"{e['learning_rate']:g} | {fmt(m['train_accuracy'])} | "
-            f"{fmt(m['inference_accuracy'])} | {fmt(m['val_accuracy'])} | "
-            f"{fmt(m['test_accuracy'])} | "
-            f"{interval(m['test_accuracy_ci95_low'], m['test_accuracy_ci95_high'])} | "
+            f"{e['learning_rate']:g} | {mark(m['train_accuracy'], limits['train_accuracy'])} | "
+            f"{mark(m['inference_accuracy'], limits['inference_accuracy'])} | "
+            f"{mark(m['val_accuracy'], limits['val_accuracy'])} | "
+            f"{mark(m['test_accuracy'], limits['test_accuracy'])} | "
+            + (f"{mark(m.get('test_accuracy_raw'), limits['test_accuracy_raw'])} | " if raw else "")
+            + f"{interval(m['test_accuracy_ci95_low'], m['test_accuracy_ci95_high'])} | "
             f"{fmt(m['test_loss'])} | {m['seeds']} | {m['diverged']} |")
+    if raw:
+        lines += ["", "test acc: scored after BN's statistics were recomputed on training "
+                      "images (precise BN), the headline, and what the analysis uses; test acc "
+                      "(BN as trained): the same models with BN's moving averages as training "
+                      "left them."]
     for e in experiments:
         bad = [r for r in e["runs"] if r["diverged"]]
         if bad:
@@ -88,6 +174,33 @@ def results_table(experiments):
                           f"(loss not finite; seed/epoch: {where}); "
                           "left out of the means, intervals, tests and curves."]
     return lines
+
+
+def seeds_table(experiments, limit):
+    """Test accuracy per run: experiments x seeds, the layout of the blocked design."""
+    seeds = sorted({r["seed"] for e in experiments for r in e["runs"]})
+    lines = ["| experiment | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---" * (len(seeds) + 1) + "|"]
+    for e in experiments:
+        runs = {r["seed"]: r for r in e["runs"]}
+        cells = ["-" if s not in runs else "diverged" if runs[s]["diverged"]
+                 else mark(runs[s]["test_accuracy"], limit) for s in seeds]
+        lines.append(f"| {e['experiment']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def rounded(obj, key=None):
+    """obj (JSON-like) with every float rounded by the PRECISION rule: 4 significant digits
+    under a key in SIGNIFICANT, else 4 decimals; non-finite floats become None, -0.0 0.0."""
+    if isinstance(obj, dict):
+        return {k: rounded(v, k) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, key) for v in obj]
+    if not isinstance(obj, float):
+        return obj
+    if not math.isfinite(obj):
+        return None
+    return (float(f"{obj:.4g}") if key in SIGNIFICANT else round(obj, 4)) + 0.0
 
 
 def step0_table(experiments):
@@ -164,10 +277,12 @@ def reference_lines(reference, manifest, study):
 
 
 def data_lines(manifest, study):
-    """What was trained on: the source, the classes with their counts per split, the sizes."""
-    source = ", ".join(f"{k} {v}" for k, v in manifest["source"].items() if v is not None)
+    """What was trained on: the source and its hash, the classes with their counts per split,
+    the sizes."""
+    from initstudy.data import source_line
+
     splits = manifest["splits"]
-    lines = [f"Data: {source}; stored at {study.prepare.storage_size}x{study.prepare.storage_size}, "
+    lines = [f"D{source_line(manifest)[1:]}; stored at {study.prepare.storage_size}x{study.prepare.storage_size}, "
              f"the model sees {study.model.image_size}x{study.model.image_size}; "
              + "; ".join(f"{s} {v['count']} images" for s, v in splits.items()) + ".", "",
              "| class | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]
@@ -178,91 +293,29 @@ def data_lines(manifest, study):
 def results_markdown(study, manifest, experiments, analysis, tests, reference):
     seeds = len(study.train.seeds)
     validation = manifest.get("validation") or {}
+    limits = accuracy_limits(manifest, study.train.inference_images)
     lines = ["# Weight-initialization study: results", "",
              f"Ours: {setting_line(study)}. Validation: {validation.get('per_class')} images "
              f"per class drawn from train (seed {validation.get('seed')}), watched every epoch; "
              "the test split is scored once, for this table. Train accuracy: Keras' running "
              "mean over the last epoch (BN in training mode) and the model at the epoch's end "
              f"in inference mode on the first {study.train.inference_images} training images. "
-             f"Mean over {seeds} seed(s); 95% t-interval of the mean.", ""]
+             f"Mean over {seeds} seed(s); 95% t-interval of the mean. {PRECISION}", ""]
     lines += data_lines(manifest, study) + [""]
-    lines += results_table(experiments)
+    lines += baseline_lines(manifest, study.train.inference_images) + [""]
+    lines += results_table(experiments, limits)
     lines += ["", "## At initialization (step 0, one batch, before any training)", ""]
     lines += step0_table(experiments)
     lines += ["", f"## Effective learning rate (first {study.train.weight_update_steps} steps)", ""]
     lines += updates_table(experiments, study.train.weight_update_steps)
-    lines += ["", "## Which differences are real", ""]
-    lines += analysis_lines(analysis, seeds)
+    lines += ["", "## Which differences are real", "",
+              f"Test accuracy per run ({NOISE_MARK}: within noise of the test split's baseline):",
+              ""] + seeds_table(experiments, limits["test_accuracy"]) + [""]
+    lines += analysis_lines(analysis)
     if seeds >= 2:
-        lines += ["", "Sensitivity check: Welch's t-test for every pair, p-values "
-                  f"Holm-corrected for the number of pairs, significant at {SIGNIFICANCE}.", ""]
+        lines += ["", "Sensitivity check, unblocked and pairwise: Welch's t-test for every pair, "
+                  f"p-values Holm-corrected for the number of pairs, significant at "
+                  f"{SIGNIFICANCE}.", ""]
         lines += tests_table(tests)
     lines += ["", "## The reference study's published numbers", ""]
     return lines + reference_lines(reference, manifest, study)
-
-
-def panels(cells):
-    """The (batch_norm, depthwise_fan) combinations of the grid, BN on first."""
-    return sorted({(c["batch_norm"], c["depthwise_fan"]) for c in cells}, reverse=True)
-
-
-def panel_name(bn, fan):
-    return f"BN {'on' if bn else 'off'}, {fan} fan"
-
-
-def ranked(cells, activation, combo):
-    """The cells of `activation` in one panel, least drift first."""
-    pool = [c for c in cells if c["activation"] == activation
-            and (c["batch_norm"], c["depthwise_fan"]) == combo]
-    return sorted(pool, key=lambda c: c["drift"])
-
-
-def winner(pool):
-    """(initializer, why) by the verdict rule: the least mean drift wins only when its range
-    over the initialization seeds lies wholly below the runner-up's; otherwise no clear winner."""
-    if not pool:
-        return None, "-"
-    best = pool[0]
-    if not math.isfinite(best["drift"]):
-        return None, "none: every initializer collapses"
-    shown = f"{best['initializer']} ({drift_range(best)})"
-    if best["drift"] > LOST_DECADES:
-        return None, f"none: every initializer loses over {10 ** LOST_DECADES:,}x (least: {shown})"
-    if len(pool) > 1 and best["drift_max"] >= pool[1]["drift_min"]:
-        return None, (f"no clear winner: {shown} overlaps {pool[1]['initializer']} "
-                      f"({drift_range(pool[1])})")
-    return best["initializer"], shown
-
-
-def drift_range(c):
-    return f"{c['drift']:.2f} [{c['drift_min']:.2f}, {c['drift_max']:.2f}]"
-
-
-def grid_verdicts(cells, advice):
-    """Per activation: the initializer that keeps signal and gradient best in each panel, and
-    whether the panel where the initializer acts alone (BN off, per-channel fan) agrees with
-    `advice`."""
-    combos = panels(cells)
-    alone = (False, "per_channel") if (False, "per_channel") in combos else combos[0]
-    head = " | ".join(f"best with {panel_name(*c)}" for c in combos)
-    lines = [f"| activation | {head} | the reference says | agrees ({panel_name(*alone)})? |",
-             "|---" * (len(combos) + 3) + "|"]
-    for act in dict.fromkeys(c["activation"] for c in cells):
-        verdicts = {combo: winner(ranked(cells, act, combo)) for combo in combos}
-        shown = " | ".join(why for _, why in verdicts.values())
-        said = advice.get(act, "-")
-        chosen, why = verdicts[alone]
-        agrees = ("yes" if chosen == said else f"no: {chosen} keeps signal and gradient better"
-                  ) if chosen else why.split(":")[0]
-        lines.append(f"| {act} | {shown} | {said} | {agrees} |")
-    return ["## The reference's closing table, tested at step 0", "",
-            "Per cell, the drift of one initialization: |log10(last/first conv per-unit signal "
-            "std)| + |log10(first/last conv output-gradient std)|, in decades (0 = forward and "
-            "backward both preserved), as a mean [min, max] over the grid's initialization "
-            "seeds. The least drift wins a panel only when its range lies wholly below the "
-            "runner-up's; otherwise the panel has no clear winner; and none wins where even "
-            f"the least drift exceeds {LOST_DECADES} decades. With BN on, BN re-normalizes "
-            "every layer and hides the initializer; with Keras' depthwise fan and no BN the "
-            "signal collapses; BN off with the per-channel fan shows the initializers' own "
-            "effect, so the verdict is taken there. ReLU6's ratios are capped by its clipping "
-            "at 6.", ""] + lines

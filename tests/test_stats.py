@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from initstudy.stats import holm, pairwise, seed_analysis, summarize, welch
+from initstudy.stats import holm, mdd, pairwise, seed_analysis, summarize, welch
 
 # Welch's t-test, example 1 of the Wikipedia article (t = -2.46, df = 24.99, p = 0.021).
 A1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
@@ -68,7 +68,7 @@ def by_seed(values):
 
 
 def test_tukey_hsd_matches_the_nist_worked_example():
-    result = seed_analysis({k: by_seed(v) for k, v in NIST.items()})
+    result = seed_analysis({k: by_seed(v) for k, v in NIST.items()})["oneway"]
     p = {(t["a"], t["b"]): t["p_tukey"] for t in result["pairs"]}
     assert p[("brand0", "brand1")] == pytest.approx(0.014, abs=5e-4)
     assert p[("brand0", "brand2")] == pytest.approx(0.980, abs=5e-4)
@@ -81,32 +81,102 @@ def test_tukey_hsd_matches_the_nist_worked_example():
 
 def test_one_way_anova_matches_the_mussel_worked_example():
     result = seed_analysis({f"site{i}": by_seed(v) for i, v in enumerate(MUSSELS)})
-    assert result["anova_f"] == pytest.approx(7.121, abs=1e-3)
-    assert result["anova_p"] == pytest.approx(0.000281, abs=1e-6)
-    assert result["anova_df"] == [4, 34]
-    assert result["blocked_f"] is None  # unequal seeds: no blocked analysis
+    oneway = result["oneway"]  # the unblocked check uses every value
+    assert oneway["f"] == pytest.approx(7.121, abs=1e-3)
+    assert oneway["p"] == pytest.approx(0.000281, abs=1e-6)
+    assert oneway["df"] == [4, 34] and oneway["runs"] == 39
+    # the blocked analysis keeps the 6 seeds every site has, and names the ones it drops
+    assert result["blocked"]["seeds"] == 6 and result["blocked"]["df"] == [4, 20]
+    assert result["dropped_blocks"] == [
+        {"seed": 6, "missing_in": ["site4"]}, {"seed": 7, "missing_in": ["site2", "site4"]},
+        {"seed": 8, "missing_in": ["site1", "site2", "site3", "site4"]},
+        {"seed": 9, "missing_in": ["site1", "site2", "site3", "site4"]}]
 
 
 def test_blocked_anova_of_two_groups_is_the_paired_t_test_squared():
     a, b = [0.50, 0.47, 0.52, 0.46], [0.48, 0.44, 0.51, 0.43]
     result = seed_analysis({"a": by_seed(a), "b": by_seed(b)})
     paired = scipy_stats.ttest_rel(a, b)
-    assert result["blocked_f"] == pytest.approx(paired.statistic ** 2)
-    assert result["blocked_p"] == pytest.approx(paired.pvalue)
+    assert result["blocked"]["f"] == pytest.approx(paired.statistic ** 2)
+    assert result["blocked"]["p"] == pytest.approx(paired.pvalue)
+    # with two treatments Tukey's HSD is the paired t-test too
+    assert result["blocked"]["pairs"][0]["p_tukey"] == pytest.approx(paired.pvalue)
     # the shared seed effect is noise to the one-way test, so only blocking finds the gap
-    assert result["blocked_p"] < 0.05 < result["anova_p"]
+    assert result["blocked"]["p"] < 0.05 < result["oneway"]["p"]
 
 
 def test_minimum_detectable_difference_follows_cohens_table():
     # Cohen (1988): 64 per group detect d = 0.5 with 80% power at alpha 0.05, two-sided
     rng = np.random.default_rng(0)
     groups = {k: by_seed(rng.normal(0, 1, 64)) for k in "ab"}
-    result = seed_analysis(groups)
+    result = seed_analysis(groups)["oneway"]
     assert result["mdd"] / result["pooled_sd"] == pytest.approx(0.5, abs=0.005)
     assert result["mdd_corrected"] == pytest.approx(result["mdd"])  # one pair: no correction
-    three = seed_analysis({k: by_seed(rng.normal(0, 1, 3)) for k in "abcd"})
+    three = seed_analysis({k: by_seed(rng.normal(0, 1, 3)) for k in "abcd"})["oneway"]
     assert three["mdd_corrected"] > three["mdd"] > 2.5 * three["pooled_sd"]
+
+
+def test_minimum_detectable_difference_by_its_definition():
+    # many df: the normal approximation, (z(0.975) + z(0.8)) standard errors = 2.8016
+    assert mdd(1.0, 10 ** 6, 0.05, 0.8) == pytest.approx(1.95996 + 0.84162, abs=1e-4)
+    # few df: at d = mdd a two-sided t-test rejects with probability 0.8 (noncentral t)
+    d = mdd(0.02, 6, 0.05, 0.8)
+    critical = scipy_stats.t.ppf(0.975, 6)
+    power = scipy_stats.nct.sf(critical, 6, d / 0.02) + scipy_stats.nct.cdf(-critical, 6, d / 0.02)
+    assert power == pytest.approx(0.8, abs=1e-6)
 
 
 def test_no_analysis_without_two_seeds_per_experiment():
     assert seed_analysis({"a": {0: 0.5}, "b": {0: 0.4}}) is None
+    # two seeds each, but only seed 0 in both: one complete block is no estimate of noise
+    assert seed_analysis({"a": {0: 0.5, 1: 0.6}, "b": {0: 0.4, 2: 0.3}}) is None
+
+
+# Randomized complete block design: Montgomery, Design and Analysis of Experiments, 8th ed.
+# (Wiley, 2013), Example 4.1, the vascular graft experiment (Table 4.3): yield of 4 extrusion
+# pressures (the treatments) on 6 batches of resin (the blocks).
+GRAFT = {"8500": [90.3, 89.2, 98.2, 93.9, 87.4, 97.9],
+         "8700": [92.5, 89.5, 90.6, 94.7, 87.0, 95.8],
+         "8900": [85.5, 90.8, 89.6, 86.2, 88.0, 93.4],
+         "9100": [82.5, 89.5, 85.6, 87.4, 78.9, 90.7]}
+
+
+def test_blocked_anova_matches_montgomerys_vascular_graft_example():
+    """Montgomery, Design and Analysis of Experiments, 8th ed., Example 4.1, its ANOVA
+    (Table 4.4): treatments SS 178.17 on 3 df, MS 59.39, F0 = 8.11, P = 0.0019; blocks SS
+    192.25 on 5 df, MS 38.45; error SS 109.89 on 15 df, MSE 7.33. Tukey's test in an RCBD is
+    the book's Chapter 3 test with n -> b and the error df (a-1)(b-1):
+    T0.05 = q0.05(4, 15) sqrt(MSE / b) = 4.08 sqrt(7.33 / 6) = 4.51 (q from the book's
+    appendix table of the studentized range), so of the treatment means 92.82, 91.68, 88.92,
+    85.77 only 8500 vs 9100 (7.05) and 8700 vs 9100 (5.92) differ."""
+    result = seed_analysis({k: by_seed(v) for k, v in GRAFT.items()})
+    b = result["blocked"]
+    assert b["f"] == pytest.approx(8.11, abs=0.005) and b["p"] == pytest.approx(0.0019, abs=5e-5)
+    assert b["df"] == [3, 15] and b["block_df"] == [5, 15] and b["seeds"] == 6
+    assert b["residual_sd"] ** 2 == pytest.approx(7.33, abs=0.005)
+    assert b["block_f"] == pytest.approx(38.45 / 7.33, abs=0.01)
+    pairs = {(t["a"], t["b"]): t for t in b["pairs"]}
+    assert pairs["8500", "9100"]["diff"] == pytest.approx(7.05)
+    assert pairs["8700", "9100"]["diff"] == pytest.approx(5.9167, abs=1e-4)
+    for t in b["pairs"]:
+        assert (t["ci_high"] - t["ci_low"]) / 2 == pytest.approx(4.51, abs=0.01)
+    assert {k for k, t in pairs.items() if t["significant"]} == {("8500", "9100"),
+                                                                 ("8700", "9100")}
+    assert result["dropped_blocks"] == []
+    # the sensitivity check ignores the batches: their variation joins the error
+    # (SS 109.89 + 192.25 = 302.14 on 20 df, MS 15.11: F = 59.39 / 15.11 = 3.93)
+    o = result["oneway"]
+    assert o["df"] == [3, 20] and o["f"] == pytest.approx(3.93, abs=0.005)
+    assert o["pooled_sd"] ** 2 == pytest.approx(15.11, abs=0.005)
+    assert o["mdd"] > b["mdd"]  # blocking removes the batch noise: smaller gaps detectable
+
+
+def test_a_block_with_a_missing_run_is_dropped_and_named():
+    groups = {k: by_seed(v) for k, v in GRAFT.items()}
+    del groups["8900"][2]  # a run that diverged: batch 3 is no longer a complete block
+    result = seed_analysis(groups)
+    assert result["dropped_blocks"] == [{"seed": 2, "missing_in": ["8900"]}]
+    five = seed_analysis({k: {s: v for s, v in g.items() if s != 2} for k, g in groups.items()})
+    assert result["blocked"] == five["blocked"]  # the same as the five complete batches
+    assert result["blocked"]["df"] == [3, 12]
+    assert result["oneway"]["runs"] == 23  # the unblocked check keeps every run
