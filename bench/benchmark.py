@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 
-from initstudy.config import DeviceSettings, load_study
+from initstudy.config import load_study
 from initstudy.data import PREPARED, record_features, shard_paths
+from initstudy.device import DeviceSettings
+from tools.dvc import dvc, dvc_json
 
 
 # ---------------------------------------------------------------- one measurement
@@ -121,11 +123,10 @@ def ratio(row, a, b):
 
 
 def noop_repro_seconds():
-    status = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
-    if status.returncode or json.loads(status.stdout or "{}"):
+    if dvc_json("status"):
         return None  # the pipeline is not up to date here: a repro would do real work
     start = time.perf_counter()
-    subprocess.run(["dvc", "repro"], capture_output=True, check=True)
+    dvc("repro")
     return time.perf_counter() - start
 
 

@@ -68,18 +68,28 @@ def train_once(prepared, epochs, steps=None, size=32):
             "seconds_per_epoch": seconds, "images_per_second": round(steps * 64 / seconds, 1)}
 
 
-def run_variant(prepared, env, one_core, epochs, steps=None, size=32):
+def start_variant(prepared, env, one_core, epochs, steps=None, size=32):
     """train_once in a fresh process under `env` (over the study's CPU settings), on core 0
-    alone if `one_core`: its result dict."""
-    run = subprocess.run([sys.executable, "-m", "bench.portability", "--one", prepared,
-                          "--epochs", str(epochs), "--size", str(size)]
-                         + (["--steps", str(steps)] if steps else []),
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
-                         preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
-                         cwd=ROOT, capture_output=True, text=True)
-    if run.returncode:
-        raise RuntimeError(f"training failed:\n{run.stderr[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    alone if `one_core`: the running process (finish_variant reads its result)."""
+    return subprocess.Popen([sys.executable, "-m", "bench.portability", "--one", prepared,
+                             "--epochs", str(epochs), "--size", str(size)]
+                            + (["--steps", str(steps)] if steps else []),
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core
+                            else None, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish_variant(process):
+    out, err = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"training failed:\n{err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_variant(prepared, env, one_core, epochs, steps=None, size=32):
+    """start_variant and its result dict."""
+    return finish_variant(start_variant(prepared, env, one_core, epochs, steps, size))
 
 
 def main():

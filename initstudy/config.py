@@ -11,18 +11,19 @@ from dataclasses import dataclass
 
 import yaml
 
+from initstudy.device import check_fits_in_memory
 from initstudy.errors import StudyError
 from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
 
 PARAMS = "params.yaml"
 SOURCES = ("tfds", "folder")
 ACTIVATIONS = ("relu6", "relu", "selu", "sigmoid", "tanh")  # relu6 = ReLU(max_value=6)
+# How a residual branch enters the stream (initstudy.model): as it is, or SkipInit's scalar
+RESIDUAL_SCALES = ("none", "skipinit")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("constant", "cosine", "linear")
 EXPERIMENT_KEYS = ("initializer", "activation", "learning_rate")
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-# Peak memory of training this model on a CPU at batch 64 (bench/results-cpu.json): 1,140 MB
-# at 32px, 5,434 MB at 224px, so about 1.4 KB per pixel of each image on top of ~1.1 GB.
-BYTES_PER_PIXEL, BASE_BYTES = 1400, 1.1e9
 
 
 # ---------------------------------------------------------------- checks, one line each
@@ -104,19 +105,6 @@ def _section(params, name, keys):
     return section
 
 
-def _fits_in_memory(size, images, name, images_name, what):
-    """Refuses an image size and batch whose activations cannot fit in this machine's
-    memory, before TensorFlow tries (and dies after a long wait)."""
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    need = BASE_BYTES + BYTES_PER_PIXEL * images * size * size
-    if need > have:
-        most = math.isqrt(max(0, int((have - BASE_BYTES) / (BYTES_PER_PIXEL * images))))
-        raise StudyError(f"{name} = {size} with {images_name} = {images}: {what} of {images} "
-                         f"images at {size}x{size} needs about {need / 1e9:,.0f} GB, this "
-                         f"machine has {have / 1e9:.0f} GB; at {images} images use at most "
-                         f"{most}px, or fewer images")
-
-
 def _fields(cls):
     return [f.name for f in dataclasses.fields(cls)]
 
@@ -156,33 +144,16 @@ class Model:
     image_size: int
     batch_norm: bool
     depthwise_fan: str
+    residual_scale: str = "none"
 
     @classmethod
     def parse(cls, m):
         return cls(image_size=_int(m.get("image_size"), "model.image_size", 32),
                    batch_norm=_bool(m.get("batch_norm"), "model.batch_norm"),
                    depthwise_fan=_one_of(m.get("depthwise_fan"), DEPTHWISE_FANS,
-                                         "model.depthwise_fan"))
-
-
-@dataclass(frozen=True)
-class DeviceSettings:
-    """What one training run actually uses on its device (logged per run)."""
-    device: str
-    precision: str
-    jit_compile: bool
-    steps_per_execution: int
-    deterministic: bool
-
-
-# CPU (bench/benchmark.py on the 2-core machine): float32 without XLA (XLA made the model
-# 3.6x slower there), one step per dispatch, op determinism (bit-for-bit reruns).
-# GPU (bench/gpu_check.py, one H100, the same model under Keras 3 on JAX, README "Speed"):
-# at 224px and batch 64, float32 ran 4,903-4,927 images/s, bfloat16 with 16 steps per
-# execution 6,314-6,864. XLA under TensorFlow was not measured there, so it stays off; op
-# determinism forces slower deterministic GPU kernels, so it is off on a GPU.
-AUTO = {"cpu": DeviceSettings("cpu", "float32", False, 1, True),
-        "gpu": DeviceSettings("gpu", "mixed_float16", False, 16, False)}
+                                         "model.depthwise_fan"),
+                   residual_scale=_one_of(m.get("residual_scale", "none"), RESIDUAL_SCALES,
+                                          "model.residual_scale"))
 
 
 @dataclass(frozen=True)
@@ -191,6 +162,9 @@ class Train:
     batch_size: int
     learning_rate: float
     seeds: tuple
+    schedule: str = "constant"
+    precise_bn_batches: int = 0
+    parallel_runs: object = "auto"
     inference_images: int = 5000
     weight_update_steps: int = 200
     precision: str = "auto"
@@ -204,6 +178,11 @@ class Train:
                    batch_size=_int(t.get("batch_size"), "train.batch_size", 1),
                    learning_rate=_positive(t.get("learning_rate"), "train.learning_rate"),
                    seeds=_seeds(t.get("seeds"), "train.seeds"),
+                   schedule=_one_of(t.get("schedule", "constant"), SCHEDULES, "train.schedule"),
+                   precise_bn_batches=_int(t.get("precise_bn_batches", 0),
+                                           "train.precise_bn_batches", 0),
+                   parallel_runs=_auto_or(t.get("parallel_runs", "auto"), "train.parallel_runs",
+                                          lambda v, n: _int(v, n, 1)),
                    inference_images=_int(t.get("inference_images", 5000),
                                          "train.inference_images", 1),
                    weight_update_steps=_int(t.get("weight_update_steps", 200),
@@ -215,13 +194,6 @@ class Train:
                                                 lambda v, n: _int(v, n, 1)),
                    deterministic=_auto_or(t.get("deterministic", "auto"), "train.deterministic",
                                           _bool))
-
-    def device_settings(self, gpu):
-        """The concrete settings on this machine: each `auto` becomes what measured fastest."""
-        auto = AUTO["gpu" if gpu else "cpu"]
-        chosen = {k: getattr(auto, k) if getattr(self, k) == "auto" else getattr(self, k)
-                  for k in ("precision", "jit_compile", "steps_per_execution", "deterministic")}
-        return dataclasses.replace(auto, **chosen)
 
 
 @dataclass(frozen=True)
@@ -323,11 +295,11 @@ def parse_study(params):
     parsed["experiments"] = {name: Experiment.parse(name, e, parsed["train"])
                              for name, e in experiments.items()}
     study = Study(**parsed)
-    _fits_in_memory(study.model.image_size, study.train.batch_size, "model.image_size",
+    check_fits_in_memory(study.model.image_size, study.train.batch_size, "model.image_size",
                     "train.batch_size", "a training batch")
-    _fits_in_memory(study.model.image_size, study.diagnostics.images, "model.image_size",
+    check_fits_in_memory(study.model.image_size, study.diagnostics.images, "model.image_size",
                     "diagnostics.images", "the step-0 batch")
-    _fits_in_memory(study.grid.image_size, study.grid.images, "grid.image_size",
+    check_fits_in_memory(study.grid.image_size, study.grid.images, "grid.image_size",
                     "grid.images", "the grid's step-0 batch")
     return study
 

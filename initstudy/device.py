@@ -1,12 +1,17 @@
 """The device a run trains on: one free GPU of the machine, a quiet TensorFlow start, its
-concrete settings (config.Train.device_settings) and seeds."""
+concrete settings (each `auto` of params.yaml's train section resolved per device), how many
+runs fit side by side, whether a batch fits in memory, and seeds."""
+import dataclasses
 import fcntl
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from initstudy.errors import StudyError
 
 # How TensorFlow uses a CPU's cores: each op on one thread, as many ops side by side as
 # there are cores. A result then no longer depends on the machine's core count (each op's
@@ -19,6 +24,53 @@ import time
 # machine's numbers and made it 1.8x slower. Figures: bench/results-speed*.json (README
 # "Speed"); variables set beforehand win, and ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
 INTRA_OP_THREADS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+    """What one training run actually uses on its device (logged per run)."""
+    device: str
+    precision: str
+    jit_compile: bool
+    steps_per_execution: int
+    deterministic: bool
+
+
+# CPU (bench/benchmark.py on the 2-core machine): float32 without XLA (XLA made the model
+# 3.6x slower there), one step per dispatch, op determinism (bit-for-bit reruns).
+# GPU (bench/gpu_check.py, one H100, the same model under Keras 3 on JAX, README "Speed"):
+# at 224px and batch 64, float32 ran 4,903-4,927 images/s, bfloat16 with 16 steps per
+# execution 6,314-6,864. XLA under TensorFlow was not measured there, so it stays off; op
+# determinism forces slower deterministic GPU kernels, so it is off on a GPU.
+AUTO = {"cpu": DeviceSettings("cpu", "float32", False, 1, True),
+        "gpu": DeviceSettings("gpu", "mixed_float16", False, 16, False)}
+
+
+def device_settings(train, gpu):
+    """The concrete settings of a config.Train on this kind of device: each `auto` becomes
+    what measured fastest there."""
+    auto = AUTO["gpu" if gpu else "cpu"]
+    chosen = {k: getattr(auto, k) if getattr(train, k) == "auto" else getattr(train, k)
+              for k in ("precision", "jit_compile", "steps_per_execution", "deterministic")}
+    return dataclasses.replace(auto, **chosen)
+
+
+# Peak memory of training this model on a CPU at batch 64 (bench/results-cpu.json): 1,140 MB
+# at 32px, 5,434 MB at 224px, so about 1.4 KB per pixel of each image on top of ~1.1 GB.
+BYTES_PER_PIXEL, BASE_BYTES = 1400, 1.1e9
+
+
+def check_fits_in_memory(size, images, name, images_name, what):
+    """Refuses an image size and batch whose activations cannot fit in this machine's
+    memory, before TensorFlow tries (and dies after a long wait)."""
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = BASE_BYTES + BYTES_PER_PIXEL * images * size * size
+    if need > have:
+        most = math.isqrt(max(0, int((have - BASE_BYTES) / (BYTES_PER_PIXEL * images))))
+        raise StudyError(f"{name} = {size} with {images_name} = {images}: {what} of {images} "
+                         f"images at {size}x{size} needs about {need / 1e9:,.0f} GB, this "
+                         f"machine has {have / 1e9:.0f} GB; at {images} images use at most "
+                         f"{most}px, or fewer images")
 
 
 def set_cpu_environment():
@@ -108,10 +160,10 @@ def start_tensorflow():
 
 
 def resolve(train):
-    """config.DeviceSettings for this machine from a config.Train (each `auto` resolved)."""
+    """DeviceSettings for this machine from a config.Train (each `auto` resolved)."""
     import tensorflow as tf
 
-    return train.device_settings(gpu=bool(tf.config.list_physical_devices("GPU")))
+    return device_settings(train, gpu=bool(tf.config.list_physical_devices("GPU")))
 
 
 def apply(settings):
@@ -128,3 +180,10 @@ def make_deterministic(seed):
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def parallel_runs(setting, runs):
+    """How many trainings run side by side: `auto` is one per core (each keeps about one
+    core busy with one thread per op), and never more than there are runs."""
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(runs, cores if setting == "auto" else setting))

@@ -27,7 +27,9 @@ def run_record(seed, history):
             "train_accuracy": last.get("accuracy"), "train_loss": last.get("loss"),
             "inference_accuracy": last.get("inference_accuracy"),
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+            "val_accuracy_raw": last.get("val_accuracy_raw"),
             "test_accuracy": None, "test_loss": None,
+            "test_accuracy_raw": None, "test_loss_raw": None,
             **{k: history[k] for k in TIMINGS}, **history["settings"]}
 
 
@@ -44,8 +46,10 @@ def experiment_metrics(runs):
         s = summarize([r[key] for r in finite])
         metrics.update({key: r4(s["mean"]), f"{key}_std": r4(s["std"]),
                         f"{key}_ci95_low": r4(s["ci_low"]), f"{key}_ci95_high": r4(s["ci_high"])})
-    for key in ("train_accuracy", "train_loss", "inference_accuracy", "val_accuracy", "val_loss"):
-        metrics[key] = r4(summarize([r[key] for r in finite])["mean"])
+    # precise BN's scores are the headline; `_raw`: with BN's statistics as training left them
+    for key in ("test_accuracy_raw", "test_loss_raw", "train_accuracy", "train_loss",
+                "inference_accuracy", "val_accuracy", "val_accuracy_raw", "val_loss"):
+        metrics[key] = r4(summarize([r[key] for r in finite if r.get(key) is not None])["mean"])
     metrics.update(epochs=max(r["epochs"] for r in runs), seeds=len(runs),
                    diverged=sum(r["diverged"] for r in runs))
     # the same for every seed of one experiment on one machine
@@ -69,25 +73,3 @@ def mean_curve(histories):
     epochs = min(len(h["history"]) for h in histories)
     return [{"epoch": e + 1, **{k: float(np.mean([h["history"][e][k] for h in histories]))
                                 for k in CURVE_KEYS}} for e in range(epochs)]
-
-
-def median_by_kind(rows):
-    """Per step, the median ||dW|| / ||W|| over the layers of each kind (weight_updates.tsv
-    rows): what the effective-learning-rate plots show."""
-    out = {}
-    for r in rows:
-        if r["update_ratio"] is not None:
-            out.setdefault(r["step"], {}).setdefault(r["kind"], []).append(r["update_ratio"])
-    return [{"step": step, **{k: float(np.median(v)) for k, v in kinds.items()}}
-            for step, kinds in sorted(out.items())]
-
-
-def mean_updates(runs_rows):
-    """median_by_kind per run, averaged over the runs (seeds) step by step."""
-    curves = [median_by_kind(rows) for rows in runs_rows if rows]
-    if not curves:
-        return []
-    steps = min(len(c) for c in curves)
-    return [{"step": curves[0][i]["step"],
-             **{k: float(np.mean([c[i][k] for c in curves])) for k in curves[0][i] if k != "step"}}
-            for i in range(steps)]

@@ -14,14 +14,39 @@ BLOCKS = (
     (160, 320, 1),
 )
 EXPANSION = 6
+# How each residual branch enters the stream (model.residual_scale): `none` adds it as it is
+# (the reference); `skipinit` scales it by a learnable scalar that starts at 0 (De & Smith
+# 2020), so every block starts as the identity and a BN-free net's signal does not grow with
+# each add.
+
+
+@keras.saving.register_keras_serializable(package="initstudy")
+class ResidualScale(keras.layers.Layer):
+    """SkipInit: the residual branch times one learnable scalar, initially `initial`."""
+
+    def __init__(self, initial=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = initial
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(), name="scale", trainable=True,
+                                     initializer=keras.initializers.Constant(self.initial))
+
+    def call(self, x):
+        return x * keras.ops.cast(self.scale, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "initial": self.initial}
 
 
 class _Builder:
     """Adds conv/BN/activation layers, each conv with its own freshly seeded initializer."""
 
-    def __init__(self, initializer, activation, seed, batch_norm, depthwise_fan):
+    def __init__(self, initializer, activation, seed, batch_norm, depthwise_fan,
+                 residual_scale="none"):
         self.initializer, self.activation = initializer, activation
         self.seed, self.batch_norm, self.depthwise_fan = seed, batch_norm, depthwise_fan
+        self.residual_scale = residual_scale
         self.n_kernels = 0
 
     def _init(self, shape, depthwise=False):
@@ -66,20 +91,23 @@ class _Builder:
         x = self.conv(x, out_ch, 1, 1, name + "_project")
         x = self.bn(x, name + "_project")
         if keeps_shape:
+            if self.residual_scale == "skipinit":
+                x = ResidualScale(name=name + "_scale")(x)
             x = keras.layers.Add(name=name + "_add")([x, shortcut])
         return x
 
 
 def build_mobilenet_v2(num_classes, image_size, initializer, activation, *, seed=0,
                        input_size=None, input_mean=(127.5,) * 3, input_std=(127.5,) * 3,
-                       batch_norm=True, depthwise_fan="keras", input_dtype="uint8"):
+                       batch_norm=True, depthwise_fan="keras", residual_scale="none",
+                       input_dtype="uint8"):
     """The reference's MobileNetV2 (2,270,794 parameters at 224px, 10 classes) on uint8 images.
 
     The model takes images at their stored size (`input_size`) and resizes them itself, so
     the resize runs on the accelerator and only small uint8 tensors leave the input pipeline.
     """
     input_size = input_size or image_size
-    b = _Builder(initializer, activation, seed, batch_norm, depthwise_fan)
+    b = _Builder(initializer, activation, seed, batch_norm, depthwise_fan, residual_scale)
     inputs = keras.Input((input_size, input_size, 3), dtype=input_dtype, name="image")
     x = keras.layers.Rescaling(1.0, name="to_float")(inputs)
     if image_size != input_size:
@@ -128,5 +156,5 @@ def build_for_experiment(model, experiment, manifest, seed, images=None):
     net = build_mobilenet_v2(image_size=model.image_size, initializer=experiment.initializer,
                              activation=experiment.activation, seed=seed,
                              batch_norm=model.batch_norm, depthwise_fan=model.depthwise_fan,
-                             **data_inputs(manifest))
+                             residual_scale=model.residual_scale, **data_inputs(manifest))
     return net, initialize(net, experiment.initializer, images)

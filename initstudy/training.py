@@ -10,8 +10,28 @@ import time
 
 from initstudy.data import PREPARED, fixed_batch, make_dataset
 from initstudy.files import read_json, write_json, write_tsv
+from initstudy.paths import BN_RAW
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
+
+
+def learning_rate_schedule(schedule, rate, total_steps):
+    """constant: the reference's plain SGD(rate); cosine and linear decay from `rate` to 0
+    over the whole training (Keras' own schedules), so the last steps barely move."""
+    import keras
+
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, total_steps, alpha=0.0)
+    if schedule == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(rate, total_steps, 0.0, power=1.0)
+    return rate
+
+
+def precise_bn_batches(manifest, train):
+    """The fixed training batches precise BN averages over: the same in every epoch, run
+    and experiment (one shuffle with seed 0); empty when train.precise_bn_batches is 0."""
+    return make_dataset(PREPARED, manifest, "train", train.batch_size,
+                        shuffle_seed=0).take(train.precise_bn_batches)
 
 
 def run_key(study, experiment, seed, manifest):
@@ -20,7 +40,8 @@ def run_key(study, experiment, seed, manifest):
     for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py"))):
         with open(path, "rb") as f:
             code.update(f.read())
-    train = {k: v for k, v in dataclasses.asdict(study.train).items() if k != "seeds"}
+    train = {k: v for k, v in dataclasses.asdict(study.train).items()
+             if k not in ("seeds", "parallel_runs")}  # neither changes a run's result
     inputs = {"model": dataclasses.asdict(study.model), "train": train,
               "experiment": dataclasses.asdict(experiment), "seed": seed,
               "shards": {s: [x["sha256"] for x in v["shards"]]
@@ -42,11 +63,11 @@ def train_run(study, experiment, seed, manifest, out):
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    from initstudy import device
-    from initstudy.evaluation import median_by_kind, score
+    from initstudy import batchnorm, device
+    from initstudy.evaluation import score
     from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
     from initstudy.model import build_for_experiment
-    from initstudy.updates import KINDS, WeightUpdates
+    from initstudy.updates import KINDS, WeightUpdates, median_by_kind
 
     train, name = study.train, experiment.name
     settings = device.resolve(train)
@@ -56,15 +77,21 @@ def train_run(study, experiment, seed, manifest, out):
     else:
         keras.utils.set_random_seed(seed)
 
+    count = manifest["splits"]["train"]["count"]
+    steps = math.ceil(count / train.batch_size)
     ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(study, experiment, seed, manifest)}")
     state = {"epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []}
+    raw_stats = {}  # BN statistics as training left them at the last epoch's end
     os.makedirs(out, exist_ok=True)
     live_dir = os.path.join(out, "live")
     if os.path.exists(os.path.join(ckpt, "state.json")):
         state = read_json(os.path.join(ckpt, "state.json"))
         model = keras.models.load_model(os.path.join(ckpt, "model.keras"))
         shutil.copytree(os.path.join(ckpt, "live"), live_dir, dirs_exist_ok=True)
-        print(f"resuming {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
+        if os.path.exists(os.path.join(ckpt, BN_RAW)):
+            raw_stats = batchnorm.load_statistics(os.path.join(ckpt, BN_RAW))
+        done = "finished" if len(state["epochs"]) >= train.epochs else "resuming"
+        print(f"{done} {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
     else:
         # LSUV fits its scales to the first batch this run will train on (seeded, logged)
         images = fixed_batch(PREPARED, manifest, train.batch_size, seed)[0] \
@@ -75,7 +102,8 @@ def train_run(study, experiment, seed, manifest, out):
             print(f"LSUV: {len(state['lsuv'])} conv layers rescaled to output variance 1 "
                   f"+- {LSUV_TOLERANCE} in {passes} passes (at most {LSUV_MAX_PASSES} per layer) "
                   f"on the first {train.batch_size} training images of seed {seed}")
-        model.compile(optimizer=keras.optimizers.SGD(experiment.learning_rate),
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate_schedule(
+                          train.schedule, experiment.learning_rate, train.epochs * steps)),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                       jit_compile=settings.jit_compile,
@@ -92,14 +120,27 @@ def train_run(study, experiment, seed, manifest, out):
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
 
-    class InferenceAccuracy(keras.callbacks.Callback):
-        """Keras' `accuracy` is a running mean over the epoch with BN in training mode; this is
-        the model at the epoch's end in inference mode (BN's moving statistics) on a fixed,
-        stratified subset of the training split: the number comparable to validation."""
+    class EpochScores(keras.callbacks.Callback):
+        """The model at the epoch's end in inference mode, on the validation split and on a
+        fixed, stratified subset of the training split (Keras' `accuracy` is a running mean
+        with BN in training mode): first with BN's statistics as training left them (`_raw`),
+        then recalibrated from `precise_bn_batches` fixed training batches (precise BN), the
+        numbers the study reports; the model keeps the recalibrated statistics."""
 
         def on_epoch_end(self, epoch, logs=None):
-            _, _, accuracy, loss = score(self.model, inference_ds)
-            logs["inference_accuracy"], logs["inference_loss"] = accuracy, loss
+            raw_stats.clear()
+            raw_stats.update(batchnorm.statistics(self.model))
+            for suffix in ("_raw", ""):
+                if suffix == "" and batchnorm.recalibrate(self.model, bn_ds) == 0:
+                    logs["val_accuracy"], logs["val_loss"] = logs["val_accuracy_raw"], \
+                        logs["val_loss_raw"]
+                    logs["inference_accuracy"] = logs["inference_accuracy_raw"]
+                    logs["inference_loss"] = logs["inference_loss_raw"]
+                    break
+                _, _, logs["val_accuracy" + suffix], logs["val_loss" + suffix] = \
+                    score(self.model, validation_ds)
+                _, _, logs["inference_accuracy" + suffix], logs["inference_loss" + suffix] = \
+                    score(self.model, inference_ds)
 
     class Checkpoint(keras.callbacks.Callback):
         """Times each epoch's training (not its validation) and saves a resumable state."""
@@ -107,7 +148,7 @@ def train_run(study, experiment, seed, manifest, out):
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
-        def on_test_begin(self, logs=None):
+        def on_train_batch_end(self, batch, logs=None):
             self.seconds = time.perf_counter() - self.start
 
         def on_epoch_end(self, epoch, logs=None):
@@ -121,11 +162,10 @@ def train_run(study, experiment, seed, manifest, out):
             self.model.save(os.path.join(tmp, "model.keras"))
             shutil.copytree(live_dir, os.path.join(tmp, "live"))
             write_json(os.path.join(tmp, "state.json"), state)
+            batchnorm.save_statistics(os.path.join(tmp, BN_RAW), raw_stats)
             shutil.rmtree(ckpt, ignore_errors=True)
             os.replace(tmp, ckpt)
 
-    count = manifest["splits"]["train"]["count"]
-    steps = math.ceil(count / train.batch_size)
     if start < train.epochs:
         print(f"training {name} seed {seed}: {experiment.initializer} + "
               f"{experiment.activation}, epochs {start + 1}-{train.epochs} of {count} images")
@@ -135,11 +175,12 @@ def train_run(study, experiment, seed, manifest, out):
         inference_ds = make_dataset(PREPARED, manifest, "train", train.batch_size,
                                     limit=train.inference_images)
         validation_ds = make_dataset(PREPARED, manifest, "validation", train.batch_size)
-        # InferenceAccuracy, then DVCLive (which logs its numbers), then Checkpoint (which
-        # holds this epoch's live/ files).
+        bn_ds = precise_bn_batches(manifest, train)
+        # EpochScores, then DVCLive (which logs its numbers), then Checkpoint (which holds
+        # this epoch's live/ files).
         model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
-                  validation_data=validation_ds, verbose=2, shuffle=False,  # tf.data shuffles
-                  callbacks=[keras.callbacks.TerminateOnNaN(), updates, InferenceAccuracy(),
+                  verbose=2, shuffle=False,  # tf.data shuffles
+                  callbacks=[keras.callbacks.TerminateOnNaN(), updates, EpochScores(),
                              DVCLiveCallback(live=live), Checkpoint()])
     else:
         live.end()
@@ -149,6 +190,7 @@ def train_run(study, experiment, seed, manifest, out):
     diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
     finite = [e for e in epochs if all(v is not None for v in e.values())]
     model.save(os.path.join(out, "model.keras"))
+    batchnorm.save_statistics(os.path.join(out, BN_RAW), raw_stats)
     write_tsv(os.path.join(out, "weight_updates.tsv"), updates.rows,
               ("step", "layer", "kind", "weight_norm", "update_ratio"))
     medians = median_by_kind(updates.rows)
@@ -160,14 +202,19 @@ def train_run(study, experiment, seed, manifest, out):
     if state["lsuv"]:
         write_tsv(os.path.join(out, "lsuv.tsv"), state["lsuv"],
                   ("layer", "passes", "variance_before", "variance"))
+    # The finished run's checkpoint stays: with more seeds, or the same inputs again after
+    # other changes, the stage rebuilds this run's outputs from it instead of training.
+    for other in glob.glob(os.path.join(CHECKPOINTS, f"{name}-seed{seed}-*")):
+        if other != ckpt:
+            shutil.rmtree(other, ignore_errors=True)
     write_json(os.path.join(out, "history.json"), {
         "experiment": name, "initializer": experiment.initializer,
         "activation": experiment.activation, "learning_rate": experiment.learning_rate,
+        "schedule": train.schedule, "precise_bn_batches": train.precise_bn_batches,
         "seed": seed, "epochs": len(epochs), "diverged": diverged is not None,
         "diverged_epoch": diverged, "last_finite": finite[-1] if finite else None,
         "train_seconds": sum(state["train_seconds"]),
         "images_per_second": count * len(epochs) / sum(state["train_seconds"]),
         "settings": dataclasses.asdict(settings),
         "history": epochs})
-    shutil.rmtree(ckpt, ignore_errors=True)
     return diverged

@@ -49,3 +49,25 @@ class WeightUpdates(keras.callbacks.Callback):
                               "weight_norm": norm,  # a diverging run's NaNs are left empty
                               "update_ratio": ratio if math.isfinite(ratio) else None})
         self.before = after if step < self.steps else None
+
+
+def median_by_kind(rows):
+    """Per step, the median ||dW|| / ||W|| over the layers of each kind (weight_updates.tsv
+    rows): what the effective-learning-rate plots show."""
+    out = {}
+    for r in rows:
+        if r["update_ratio"] is not None:
+            out.setdefault(r["step"], {}).setdefault(r["kind"], []).append(r["update_ratio"])
+    return [{"step": step, **{k: float(np.median(v)) for k, v in kinds.items()}}
+            for step, kinds in sorted(out.items())]
+
+
+def mean_updates(runs_rows):
+    """median_by_kind per run, averaged over the runs (seeds) step by step."""
+    curves = [median_by_kind(rows) for rows in runs_rows if rows]
+    if not curves:
+        return []
+    steps = min(len(c) for c in curves)
+    return [{"step": curves[0][i]["step"],
+             **{k: float(np.mean([c[i][k] for c in curves])) for k in curves[0][i] if k != "step"}}
+            for i in range(steps)]

@@ -10,9 +10,10 @@ import sys
 
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest, make_dataset
-from initstudy.errors import run_stage
+from initstudy.stage import run_stage
 from initstudy.evaluation import experiment_metrics, run_record, score, speed_metrics
 from initstudy.files import atomic, read_json, writable, write_json
+from initstudy.paths import BN_RAW, METRICS, eval_dir, metrics_path, run_dir
 
 
 def write_predictions(path, classes, labels, predicted):
@@ -27,19 +28,26 @@ def main():
     study = load_study()
     name = study.experiment(sys.argv[1]).name
     manifest = load_manifest(PREPARED)
-    out = os.path.join("eval", name)
-    writable("metrics", os.path.join(out, "predictions"))
+    out = eval_dir(name)
+    writable(METRICS, os.path.join(out, "predictions"))
 
     import keras
+
+    from initstudy import batchnorm
 
     test_ds = make_dataset(PREPARED, manifest, "test", study.train.batch_size)
     runs = []
     for seed in study.train.seeds:
-        folder = os.path.join("models", name, f"seed{seed}")
+        folder = run_dir(name, seed)
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
         if not run["diverged"]:  # a diverged model's NaN logits would score as garbage
             model = keras.models.load_model(os.path.join(folder, "model.keras"))
+            # the model carries the statistics its training scored with (precise BN);
+            # the raw ones are those training left, kept beside it
             labels, predicted, accuracy, loss = score(model, test_ds)
+            batchnorm.set_statistics(model, batchnorm.load_statistics(
+                os.path.join(folder, BN_RAW)))
+            _, _, run["test_accuracy_raw"], run["test_loss_raw"] = score(model, test_ds)
             if math.isfinite(loss):
                 run["test_accuracy"], run["test_loss"] = accuracy, loss
                 write_predictions(os.path.join(out, "predictions", f"seed{seed}.csv"),
@@ -48,10 +56,11 @@ def main():
                 run["diverged"], run["diverged_epoch"] = True, run["epochs"]
         runs.append(run)
         state = f"diverged in epoch {run['diverged_epoch']}" if run["diverged"] else \
-            f"test accuracy {run['test_accuracy']:.4f}, loss {run['test_loss']:.4f}"
+            f"test accuracy {run['test_accuracy']:.4f} (raw BN statistics " \
+            f"{run['test_accuracy_raw']:.4f}), loss {run['test_loss']:.4f}"
         print(f"{name} seed {seed}: {state}")
     write_json(os.path.join(out, "runs.json"), runs)
-    write_json(os.path.join("metrics", f"{name}.json"), experiment_metrics(runs))
+    write_json(metrics_path(name), experiment_metrics(runs))
     # Timings never repeat bit for bit, so they stay out of the git-tracked metrics/ (which
     # `dvc repro --force` must leave unchanged); DVC still shows them as metrics.
     write_json(os.path.join(out, "speed.json"), speed_metrics(runs))

@@ -7,11 +7,11 @@ import time
 
 from initstudy.config import load_study
 from initstudy.data import PREPARED, fixed_batch, load_manifest
-from initstudy.errors import run_stage
+from initstudy.stage import run_stage
 from initstudy.files import writable, write_tsv
+from initstudy.paths import GRID
 from initstudy.tables import fmt
 
-OUT = os.path.join("grid", "cells.tsv")
 AXES = ("activation", "initializer", "batch_norm", "depthwise_fan")
 MEASURES = ("drift", "drift_min", "drift_max", "signal_ratio", "signal_ratio_min",
             "signal_ratio_max", "gradient_ratio", "gradient_ratio_min", "gradient_ratio_max",
@@ -22,7 +22,7 @@ def main():
     study = load_study()
     grid, diag = study.grid, study.diagnostics
     manifest = load_manifest(PREPARED)
-    writable("grid")
+    writable(os.path.dirname(GRID))
 
     from initstudy.device import make_deterministic
     from initstudy.diagnostics import grid_cell
@@ -41,7 +41,7 @@ def main():
               f"batch_norm {bn}, fan {fan}: signal ratio {fmt(h['signal_ratio'], '.3g')}, "
               f"gradient ratio {fmt(h['gradient_ratio'], '.3g')}, drift {h['drift']:.3g} "
               f"[{h['drift_min']:.3g}, {h['drift_max']:.3g}] decades", flush=True)
-    write_tsv(OUT, rows, AXES + MEASURES, float_format=".4g")
+    write_tsv(GRID, rows, AXES + MEASURES, float_format=".4g")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""report: our results with 95% intervals across seeds, the ANOVA / Tukey analysis of their
-differences (Welch + Holm as a sensitivity check), step-0 and grid verdicts, the reference
+"""report: our results with 95% intervals across seeds and the splits' baselines, the
+seed-blocked ANOVA / Tukey analysis of their differences (unblocked one-way ANOVA and
+Welch + Holm as sensitivity checks), step-0 and grid verdicts, the reference
 study's numbers where they compare, per-epoch curves and plots -> report/."""
 import os
 
@@ -8,14 +9,19 @@ import yaml
 from initstudy import plots
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
-from initstudy.errors import StudyError, run_stage
-from initstudy.evaluation import TIMINGS, mean_curve, mean_updates
+from initstudy.errors import StudyError
+from initstudy.stage import run_stage
+from initstudy.evaluation import TIMINGS, mean_curve
 from initstudy.files import read_json, read_tsv, writable, write_json, write_text
+from initstudy.grid import grid_verdicts
+from initstudy.paths import (GRID, REPORT, eval_dir, metrics_path, remove_stale_results,
+                             run_dir, step0_path)
 from initstudy.stats import pairwise, seed_analysis
-from initstudy.tables import grid_verdicts, results_markdown, results_table, setting_line
+from initstudy.tables import (PRECISION, accuracy_limits, baselines, results_markdown,
+                              results_table, rounded, setting_line)
+from initstudy.updates import mean_updates
 
-OUT = "report"
-GRID = os.path.join("grid", "cells.tsv")
+OUT = REPORT
 REFERENCE = os.path.join("reference", "published.yaml")
 
 
@@ -31,20 +37,19 @@ def need(path, stage=None):
 
 def load_experiment(experiment):
     name = experiment.name
-    runs = read_json(need(os.path.join("eval", name, "runs.json"), f"evaluate@{name}"))
-    folders = {r["seed"]: os.path.join("models", name, f"seed{r['seed']}") for r in runs}
+    runs = read_json(need(os.path.join(eval_dir(name), "runs.json"), f"evaluate@{name}"))
+    folders = {r["seed"]: run_dir(name, r["seed"]) for r in runs}
     histories = [read_json(need(os.path.join(folders[r["seed"]], "history.json"),
-                                f"train@{name}-{r['seed']}"))
+                                f"train@{name}"))
                  for r in runs if not r["diverged"]]
-    updates = [read_tsv(need(os.path.join(folder, "weight_updates.tsv"), f"train@{name}-{seed}"))
-               for seed, folder in folders.items()]
-    step0 = os.path.join("metrics", "step0", name)
+    updates = [read_tsv(need(os.path.join(folder, "weight_updates.tsv"), f"train@{name}"))
+               for folder in folders.values()]
     return {"experiment": name, "initializer": experiment.initializer,
             "activation": experiment.activation, "learning_rate": experiment.learning_rate,
-            "metrics": read_json(need(os.path.join("metrics", f"{name}.json"), f"evaluate@{name}")),
+            "metrics": read_json(need(metrics_path(name), f"evaluate@{name}")),
             "runs": runs, "curve": mean_curve(histories), "updates": mean_updates(updates),
-            "step0": read_tsv(need(step0 + ".tsv", f"step0@{name}")),
-            "step0_headline": read_json(need(step0 + ".json", f"step0@{name}"))}
+            "step0": read_tsv(need(step0_path(name, "tsv"), f"step0@{name}")),
+            "step0_headline": read_json(need(step0_path(name, "json"), f"step0@{name}"))}
 
 
 def main():
@@ -55,26 +60,32 @@ def main():
     writable(OUT)
     with open(need(REFERENCE)) as f:
         reference = yaml.safe_load(f)
+    # the headline test accuracy (after precise BN where the runs have both), seeds as blocks
     groups = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
                                 if not r["diverged"]} for e in experiments}
     groups = {k: v for k, v in groups.items() if v}
     analysis = seed_analysis(groups)
     tests = pairwise({k: list(v.values()) for k, v in groups.items()})
 
-    write_json(os.path.join(OUT, "summary.json"), {
-        "settings": setting_line(study),
+    write_json(os.path.join(OUT, "summary.json"), rounded({
+        "settings": setting_line(study), "precision": PRECISION,
         "data": {k: manifest[k] for k in ("source", "classes", "image_shape")}
         | {"splits": {s: {k: v[k] for k in ("count", "per_class")}
                       for s, v in manifest["splits"].items()}},
+        "baselines": baselines(manifest),
         "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
                          "activation": e["activation"], "learning_rate": e["learning_rate"],
                          **e["metrics"],
                          "runs": [{k: v for k, v in r.items() if k not in TIMINGS}
                                   for r in e["runs"]]} for e in experiments],
         "test_accuracy_analysis": analysis,
-        "pairwise_welch_test_accuracy": tests})
+        "pairwise_welch_test_accuracy": tests}))
+    # one short column per experiment in `dvc exp show` (README: compare experiments)
+    write_json(os.path.join(OUT, "test_accuracy.json"),
+               {"acc": {e["experiment"]: e["metrics"]["test_accuracy"] for e in experiments}})
     write_json(os.path.join(OUT, "history.json"),
-               [{"experiment": e["experiment"], **h} for e in experiments for h in e["curve"]], 1)
+               rounded([{"experiment": e["experiment"], **h}
+                        for e in experiments for h in e["curve"]]), 1)
     text = "\n".join(results_markdown(study, manifest, experiments, analysis, tests, reference) + [""] +
                      grid_verdicts(cells, reference["advice"])) + "\n"
     write_text(os.path.join(OUT, "summary.md"), text)
@@ -91,11 +102,17 @@ def main():
     plots.weight_updates(experiments, png("weight_updates"))
     plots.curves(experiments, "accuracy", "accuracy", png("accuracy"))
     plots.curves(experiments, "loss", "cross-entropy loss", png("loss"))
-    plots.test_accuracy(experiments, png("test_accuracy"))
+    plots.test_accuracy(experiments, baselines(manifest)["test"], png("test_accuracy"))
     # the results table on the console; everything else is in the file
-    print("\n".join(results_table(experiments)))
+    print("\n".join(results_table(experiments,
+                                   accuracy_limits(manifest, study.train.inference_images))))
     print(f"full report: {os.path.join(OUT, 'summary.md')} and its plots in {OUT}/")
+    # git-tracked results of experiments no longer in params.yaml (`dvc metrics show` would
+    # report them as current), removed once the report is written
+    removed = remove_stale_results(study.experiments)
+    if removed:
+        print(f"removed the results of experiments no longer in params.yaml: {', '.join(removed)}")
 
 
 if __name__ == "__main__":
-    run_stage(main, tensorflow=False)
+    run_stage(main)  # TensorFlow quietly: the weight-update logger loads Keras

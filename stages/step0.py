@@ -3,23 +3,21 @@ forward and backward -> per-layer statistics (TSV) and headline numbers (JSON) i
 
 Usage: python -m stages.step0 <experiment>
 """
-import os
 import sys
 
 from initstudy.config import load_study
 from initstudy.data import PREPARED, fixed_batch, load_manifest
-from initstudy.errors import run_stage
+from initstudy.stage import run_stage
 from initstudy.files import writable, write_json, write_tsv
+from initstudy.paths import STEP0, step0_path
 from initstudy.tables import fmt
-
-OUT = os.path.join("metrics", "step0")
 
 
 def main():
     study = load_study()
     experiment = study.experiment(sys.argv[1])
     manifest = load_manifest(PREPARED)
-    writable(OUT)
+    writable(STEP0)
 
     from initstudy.device import make_deterministic
     from initstudy.diagnostics import COLUMNS, headline, layer_stats, rounded
@@ -31,9 +29,9 @@ def main():
     model, _ = build_for_experiment(study.model, experiment, manifest, diag.seed, images)
     rows = layer_stats(model, images, labels, experiment.initializer, experiment.activation,
                        study.model.depthwise_fan)
-    write_tsv(os.path.join(OUT, f"{experiment.name}.tsv"), rows, COLUMNS)
+    write_tsv(step0_path(experiment.name, "tsv"), rows, COLUMNS)
     summary = rounded(headline(rows))
-    write_json(os.path.join(OUT, f"{experiment.name}.json"), summary)
+    write_json(step0_path(experiment.name, "json"), summary)
     print(f"{experiment.name} at step 0: last/first signal std "
           f"{fmt(summary['signal_ratio'], '.3g')}, first/last gradient std "
           f"{fmt(summary['gradient_ratio'], '.3g')}")

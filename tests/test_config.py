@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from initstudy.config import AUTO, load_study, parse_study
+from initstudy.config import load_study, parse_study
+from initstudy.device import AUTO, device_settings
 from initstudy.errors import StudyError
 
 DEFAULTS = os.path.join(ROOT, "params.yaml")
@@ -130,11 +131,11 @@ def test_named_experiment_and_seed_must_be_in_the_study():
 @pytest.mark.parametrize("gpu", [False, True])
 def test_auto_device_settings_resolve_per_device_and_explicit_values_win(gpu):
     train = load_study(DEFAULTS).train
-    auto = train.device_settings(gpu)
+    auto = device_settings(train, gpu)
     assert auto == AUTO["gpu" if gpu else "cpu"]
     assert auto.deterministic is not gpu  # bit-for-bit on a CPU; fast kernels on a GPU
-    pinned = dataclasses.replace(train, precision="float32", deterministic=True,
-                                 steps_per_execution=3).device_settings(gpu)
+    pinned = device_settings(dataclasses.replace(train, precision="float32", deterministic=True,
+                                                 steps_per_execution=3), gpu)
     assert (pinned.precision, pinned.deterministic, pinned.steps_per_execution) == \
         ("float32", True, 3)
     assert pinned.device == ("gpu" if gpu else "cpu") and pinned.jit_compile == auto.jit_compile
@@ -160,3 +161,29 @@ def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edi
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and pattern in run.stderr, run.stderr
     assert sorted(p for p in os.listdir(tmp_path) if p != "__pycache__") == before
+
+
+@pytest.mark.parametrize("override,changed", [
+    ("train.epochs=3", ["  epochs: 3  # the reference: 10 (5 in its later runs)"]),
+    ("experiments.he_normal.activation=relu", ["    activation: relu"]),
+    ("train.schedule=constant", None),
+    ("train.seeds=[0,1,2,3]", ["  - 3"]),
+])
+def test_dvc_set_param_changes_only_the_changed_line(tmp_path, override, changed):
+    """`dvc exp run -S` rewrites params.yaml through DVC's own writer; the file is laid out as
+    that writer lays it out, so a review's `git diff params.yaml` is the change alone."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(DEFAULTS, path)
+    apply_overrides(str(path), [override])
+    before, after = open(DEFAULTS).read().splitlines(), path.read_text().splitlines()
+    import difflib
+
+    diff = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    added = [line[1:] for line in diff if line.startswith("+")]
+    assert len(added) == 1 and len(diff) <= 2, diff
+    if changed:
+        assert added == changed
+    assert load_study(str(path))  # and the result is still a valid study

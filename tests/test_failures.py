@@ -88,9 +88,16 @@ def test_killed_training_resumes_at_its_last_epoch_and_matches(prepared, tmp_pat
     assert not (prepared / "models" / "he_normal" / "seed0" / "history.json").exists()
 
     resumed = stage(prepared, "stages.train", "he_normal", "0")
-    assert "after epoch 1" in resumed.stdout
+    assert "resuming he_normal seed 0 after epoch 1" in resumed.stdout
     assert "epochs 2-3" in resumed.stdout
-    assert not list((prepared / ".checkpoints").iterdir())  # cleaned up once done
+    # the finished run's checkpoint stays: the same run again rebuilds its outputs, untrained
+    assert len(list((prepared / ".checkpoints").iterdir())) == 1
+    done = read_history(prepared)
+    shutil.rmtree(prepared / "models")
+    again = stage(prepared, "stages.train", "he_normal", "0")
+    assert "finished he_normal seed 0 after epoch 3" in again.stdout
+    assert "training he_normal" not in again.stdout
+    assert read_history(prepared) == done
 
     # the same run without interruption, elsewhere
     fresh = tmp_path_factory.mktemp("uninterrupted")
@@ -117,6 +124,7 @@ def test_same_seed_same_weights_other_seed_other_weights(prepared):
     first = keras.models.load_model(prepared / "models/he_normal/seed0/model.keras").get_weights()
     history = read_history(prepared)["history"]
     shutil.rmtree(prepared / "models")
+    shutil.rmtree(prepared / ".checkpoints")  # else the finished run is restored, not retrained
     stage(prepared, "stages.train", "he_normal", "0")
     again = keras.models.load_model(prepared / "models/he_normal/seed0/model.keras").get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(first, again))
@@ -153,7 +161,7 @@ def make_folder(root, layout):
     ("empty folder", "no train/<class>/ images found"),
     ("class without images", "class folder test/b in"),
     ("different classes", "train and test have different classes (only in train: b; only in test: c)"),
-    ("corrupt image", "cannot read image"),
+    ("corrupt image", "not an image PIL can read"),
     ("missing archive", "no such folder or .tar.gz"),
     ("not an archive", "not a readable folder or tar archive"),
 ])
@@ -272,7 +280,7 @@ def test_an_unwritable_output_folder_stops_a_stage_before_it_changes_anything(pr
     (["two"], None, "error: JOBS = 'two': must be a whole number >= 1")])
 def test_queue_start_checks_its_preconditions_in_one_line(tmp_path, args, path, expected):
     env = dict(os.environ, PYTHONPATH=ROOT, PATH=path or os.environ["PATH"])
-    run = subprocess.run([sys.executable, "-m", "stages.queue", *args], cwd=tmp_path, env=env,
+    run = subprocess.run([sys.executable, "-m", "tools.queue", *args], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and run.stderr.startswith(expected)

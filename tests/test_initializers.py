@@ -7,8 +7,7 @@ import tensorflow as tf
 
 from initstudy.initializers import LSUV_TOLERANCE, ORTHOGONAL_GAIN, conv_layers, lsuv
 from initstudy.model import build_mobilenet_v2, initialize
-from initstudy.evaluation import median_by_kind
-from initstudy.updates import WeightUpdates
+from initstudy.updates import WeightUpdates, median_by_kind
 
 
 def images(n=32, size=32, seed=0):

@@ -75,3 +75,50 @@ def test_no_two_layers_share_weights_and_seeds_change_them():
     other = [k for _, k, _ in kernels(build_mobilenet_v2(10, 32, "he_normal", "relu6", seed=1))]
     assert all(np.array_equal(a, b) for a, b in zip(weights, again))
     assert not any(np.array_equal(a, b) for a, b in zip(weights, other))
+
+
+def test_skipinit_makes_every_residual_block_the_identity_at_initialization():
+    model = build_mobilenet_v2(10, 32, "he_normal", "relu", batch_norm=False,
+                               depthwise_fan="per_channel", residual_scale="skipinit")
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 10  # MobileNetV2's residual blocks
+    scales = [layer for layer in model.layers if layer.__class__.__name__ == "ResidualScale"]
+    assert len(scales) == 10 and all(float(s.scale.numpy()) == 0.0 for s in scales)
+    assert all(s.trainable_weights for s in scales)  # learnable, as SkipInit's scalar
+    probe = keras.Model(model.inputs, [[a.output, a.input[1]] for a in adds])
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    for out, shortcut in probe(images):
+        np.testing.assert_array_equal(out.numpy(), shortcut.numpy())
+    plain = build_mobilenet_v2(10, 32, "he_normal", "relu", batch_norm=False,
+                               depthwise_fan="per_channel")
+    assert plain.count_params() == model.count_params() - 10
+
+
+def test_without_bn_the_residual_stream_grows_with_each_add_unless_skipinit():
+    from initstudy.diagnostics import layer_stats
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3)).astype("uint8")
+    labels = rng.integers(0, 10, 16)
+
+    def residual_stds(scale):
+        model = build_mobilenet_v2(10, 32, "he_normal", "relu", batch_norm=False,
+                                   depthwise_fan="per_channel", residual_scale=scale)
+        rows = layer_stats(model, images, labels, "he_normal", "relu", "per_channel")
+        return [r["signal_std"] for r in rows if r["kind"] == "residual"]
+
+    plain, skip = residual_stds("none"), residual_stds("skipinit")
+    # the adds of blocks 2, 4-5, 7-9, 11-12, 14-15; in 4-5 and 7-9 the stream keeps its
+    # shape, and without SkipInit each add makes it larger
+    assert plain[2] > 1.1 * plain[1] and plain[5] > 1.1 * plain[4] > 1.21 * plain[3]
+    assert max(plain) / plain[0] > 4
+    assert skip[2] == skip[1] and skip[5] == skip[4] == skip[3]  # identity blocks
+    assert max(skip) / min(skip) < 10  # within a decade over the whole depth
+
+
+def test_a_skipinit_model_saves_and_loads(tmp_path):
+    model = build_mobilenet_v2(10, 32, "he_normal", "relu", batch_norm=False,
+                               residual_scale="skipinit")
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert [w.shape for w in again.get_weights()] == [w.shape for w in model.get_weights()]

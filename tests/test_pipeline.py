@@ -112,7 +112,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     experiments = list(params["experiments"])
     assert ran_stages(log) == sorted(["prepare", "grid", "report"] +
                                      [f"{s}@{e}" for s in ("step0", "evaluate") for e in experiments] +
-                                     [f"train@{e}-0" for e in experiments])
+                                     [f"train@{e}" for e in experiments])
     for name in experiments:
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert 0 <= metrics["test_accuracy"] <= 1 and metrics["epochs"] == 1
@@ -147,7 +147,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
 
     log = sh("dvc exp run -S experiments.he_normal.activation=selu", repo)
     assert ran_stages(log) == ["evaluate@he_normal", "report", "step0@he_normal",
-                               "train@he_normal-0"]
+                               "train@he_normal"]
     diff = json.loads(sh("dvc metrics diff --json", repo))
     # (timings in eval/*/speed.json differ after the forced rerun; results must not)
     assert {k for k in diff if k.startswith("metrics")} <= {
@@ -162,7 +162,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     # a run that diverges: the pipeline goes on, the metrics and the report say so
     log = sh("dvc exp run -S '+experiments.random_normal.learning_rate=1e30'", repo)
     # (step 0 takes no step: an experiment's learning rate does not re-run it)
-    assert ran_stages(log) == ["evaluate@random_normal", "report", "train@random_normal-0"]
+    assert ran_stages(log) == ["evaluate@random_normal", "report", "train@random_normal"]
     diff = json.loads(sh("dvc metrics diff --json", repo))
     diverged = diff[os.path.join("metrics", "random_normal.json")]["diverged"]
     assert (diverged["old"], diverged["new"]) == (0, 1)
