@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check (see bench/gpu_check.py): run from the repo root on the GPU machine,
-# with .whl/ holding keras, namex and optree wheels for its Python (README "Speed").
+# with .whl/ holding keras, namex and optree wheels for its Python (docs/speed.md).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

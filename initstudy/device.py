@@ -15,14 +15,13 @@ from initstudy.errors import StudyError
 
 # How TensorFlow uses a CPU's cores: each op on one thread, as many ops side by side as
 # there are cores. A result then no longer depends on the machine's core count (each op's
-# sums are single-threaded; TF's default splits them by core count), and with oneDNN's AVX2
-# kernels the 32px training ran 1.4x faster (there oneDNN computes the depthwise weight
-# gradient of the 1x1 and 2x2 maps with a slow generic kernel, which then likely runs beside
-# other ops); with AVX-512 kernels it was as fast as TF's default (0.97-1.13x). At 224px on a CPU TF's default is 1.5x faster: set
-# TF_NUM_INTRAOP_THREADS=0 for it. oneDNN runs its kernels for the CPU's own instruction set:
-# capping it at AVX2 (the previous rounds) did not make an AVX-512 machine reproduce an AVX2
-# machine's numbers and made it 1.8x slower. Figures: bench/results-speed*.json (README
-# "Speed"); variables set beforehand win, and ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
+# sums are single-threaded; TF's default splits them by core count). With oneDNN's AVX2
+# kernels the 32px training ran 1.4x faster this way, with AVX-512 kernels about as fast as
+# TF's default (0.97-1.13x); at 224px TF's default is 1.5x faster: set
+# TF_NUM_INTRAOP_THREADS=0 for it. oneDNN runs its kernels for the CPU's own instruction set
+# (capping it at AVX2 did not make an AVX-512 machine reproduce an AVX2 machine's numbers and
+# made it 1.8x slower). Figures: bench/results-speed*.json (docs/speed.md); variables set
+# beforehand win, and ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
 INTRA_OP_THREADS = 1
 
 
@@ -38,7 +37,7 @@ class DeviceSettings:
 
 # CPU (bench/benchmark.py on the 2-core machine): float32 without XLA (XLA made the model
 # 3.6x slower there), one step per dispatch, op determinism (bit-for-bit reruns).
-# GPU (bench/gpu_check.py, one H100, the same model under Keras 3 on JAX, README "Speed"):
+# GPU (bench/gpu_check.py, one H100, the same model under Keras 3 on JAX, docs/speed.md):
 # at 224px and batch 64, float32 ran 4,903-4,927 images/s, bfloat16 with 16 steps per
 # execution 6,314-6,864. XLA under TensorFlow was not measured there, so it stays off; op
 # determinism forces slower deterministic GPU kernels, so it is off on a GPU.

@@ -39,9 +39,11 @@ def test_each_queued_experiment_is_a_valid_study_with_the_added_initializers(tmp
         assert study.train.seeds == ((0, 1, 2) if name == "lr_seeds" else (0,))
         if name == "bn_free":
             assert study.model.batch_norm is False and study.prepare.max_per_class == 600
-        else:  # the study's own data and model, so its runs at the study's rate are reused
-            assert study.prepare == study_params.prepare
-            assert study.model.batch_norm is True
+        else:  # the budget findings/lr*.md were measured with, on the study's own model
+            assert study.prepare.max_per_class == 2500 and study.model == study_params.model
+        # every plan: a constant rate, no precise BN, 2 epochs, as its committed table
+        assert (study.train.epochs, study.train.schedule, study.train.precise_bn_batches) == \
+            (2, "constant", 0)
     if name == "lr":
         rates = [float(overrides[0].split("=")[1]) for _, overrides in runs]
         assert sorted(rates) == [0.005, 0.016, 0.05, 0.16, 0.5]
