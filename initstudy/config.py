@@ -296,18 +296,22 @@ def parse_study(params):
                              for name, e in experiments.items()}
     study = Study(**parsed)
     check_fits_in_memory(study.model.image_size, study.train.batch_size, "model.image_size",
-                    "train.batch_size", "a training batch")
+                         "train.batch_size", "a training batch")
     check_fits_in_memory(study.model.image_size, study.diagnostics.images, "model.image_size",
-                    "diagnostics.images", "the step-0 batch")
+                         "diagnostics.images", "the step-0 batch")
     check_fits_in_memory(study.grid.image_size, study.grid.images, "grid.image_size",
-                    "grid.images", "the grid's step-0 batch")
+                         "grid.images", "the grid's step-0 batch")
     return study
 
 
-def load_study(path=PARAMS):
+def read_yaml(path):
+    """A YAML file's content; an unreadable or malformed file is one line naming it."""
     try:
         with open(path) as f:
-            params = yaml.safe_load(f)
+            return yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
         raise StudyError(f"cannot read {path}: {' '.join(str(e).split())}") from None
-    return parse_study(params)
+
+
+def load_study(path=PARAMS):
+    return parse_study(read_yaml(path))

@@ -11,10 +11,8 @@ sweeps.yaml:
 import shutil
 import tempfile
 
-import yaml
-
 from initstudy.config import (ACTIVATIONS, EXPERIMENT_KEYS, EXPERIMENT_NAME, PARAMS, _list_of,
-                              _one_of, _positive, _section, load_study)
+                              _one_of, _positive, _section, load_study, read_yaml)
 from initstudy.errors import StudyError
 from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
 
@@ -92,12 +90,7 @@ def parse_sweeps(sweeps):
 
 
 def load_sweeps(path=SWEEPS):
-    try:
-        with open(path) as f:
-            sweeps = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise StudyError(f"cannot read {path}: {' '.join(str(e).split())}") from None
-    return parse_sweeps(sweeps)
+    return parse_sweeps(read_yaml(path))
 
 
 def hydra(value):
