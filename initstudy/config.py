@@ -5,7 +5,6 @@ else reads params.yaml. A bad value stops with one line naming it and what is al
 """
 import dataclasses
 import math
-import os
 import re
 from dataclasses import dataclass
 

@@ -55,6 +55,46 @@ def finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
+def epoch_scores(model, validation_ds, inference_ds, bn_ds):
+    """The model at an epoch's end in inference mode, on the validation split and on a fixed,
+    stratified subset of the training split (Keras' `accuracy` is a running mean with BN in
+    training mode): first with BN's statistics as training left them (`_raw`), then after
+    precise BN on `bn_ds`, the numbers the study reports; the model keeps the recalibrated
+    statistics. Returns (scores, the raw statistics)."""
+    from initstudy import batchnorm
+    from initstudy.evaluation import score
+
+    def scores(suffix):
+        _, _, val_accuracy, val_loss = score(model, validation_ds)
+        _, _, inference_accuracy, inference_loss = score(model, inference_ds)
+        return {f"val_accuracy{suffix}": val_accuracy, f"val_loss{suffix}": val_loss,
+                f"inference_accuracy{suffix}": inference_accuracy,
+                f"inference_loss{suffix}": inference_loss}
+
+    raw = batchnorm.statistics(model)
+    logs = scores("_raw")
+    if batchnorm.recalibrate(model, bn_ds):
+        logs.update(scores(""))
+    else:  # nothing recalibrated (no BN, or precise BN off): the same numbers
+        logs.update({k.removesuffix("_raw"): v for k, v in logs.items()})
+    return logs, raw
+
+
+def save_checkpoint(ckpt, model, live_dir, state, raw_stats):
+    """A resumable state of a run, swapped in whole: a kill never leaves half of one."""
+    from initstudy import batchnorm
+
+    tmp = ckpt + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    model.save(os.path.join(tmp, "model.keras"))
+    shutil.copytree(live_dir, os.path.join(tmp, "live"))
+    write_json(os.path.join(tmp, "state.json"), state)
+    batchnorm.save_statistics(os.path.join(tmp, BN_RAW), raw_stats)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    os.replace(tmp, ckpt)
+
+
 def train_run(study, experiment, seed, manifest, out):
     """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
     resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
@@ -64,7 +104,6 @@ def train_run(study, experiment, seed, manifest, out):
     from dvclive.keras import DVCLiveCallback
 
     from initstudy import batchnorm, device
-    from initstudy.evaluation import score
     from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
     from initstudy.model import build_for_experiment
     from initstudy.updates import KINDS, WeightUpdates, median_by_kind
@@ -120,27 +159,11 @@ def train_run(study, experiment, seed, manifest, out):
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
 
-    class EpochScores(keras.callbacks.Callback):
-        """The model at the epoch's end in inference mode, on the validation split and on a
-        fixed, stratified subset of the training split (Keras' `accuracy` is a running mean
-        with BN in training mode): first with BN's statistics as training left them (`_raw`),
-        then recalibrated from `precise_bn_batches` fixed training batches (precise BN), the
-        numbers the study reports; the model keeps the recalibrated statistics."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            raw_stats.clear()
-            raw_stats.update(batchnorm.statistics(self.model))
-            for suffix in ("_raw", ""):
-                if suffix == "" and batchnorm.recalibrate(self.model, bn_ds) == 0:
-                    logs["val_accuracy"], logs["val_loss"] = logs["val_accuracy_raw"], \
-                        logs["val_loss_raw"]
-                    logs["inference_accuracy"] = logs["inference_accuracy_raw"]
-                    logs["inference_loss"] = logs["inference_loss_raw"]
-                    break
-                _, _, logs["val_accuracy" + suffix], logs["val_loss" + suffix] = \
-                    score(self.model, validation_ds)
-                _, _, logs["inference_accuracy" + suffix], logs["inference_loss" + suffix] = \
-                    score(self.model, inference_ds)
+    def scores_at_epoch_end(epoch, logs):
+        scores, raw = epoch_scores(model, validation_ds, inference_ds, bn_ds)
+        logs.update(scores)
+        raw_stats.clear()
+        raw_stats.update(raw)
 
     class Checkpoint(keras.callbacks.Callback):
         """Times each epoch's training (not its validation) and saves a resumable state."""
@@ -156,15 +179,7 @@ def train_run(study, experiment, seed, manifest, out):
                                     **{k: finite_or_none(v) for k, v in logs.items()}})
             state["train_seconds"].append(self.seconds)
             state["weight_updates"] = updates.rows
-            tmp = ckpt + ".tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.makedirs(tmp)
-            self.model.save(os.path.join(tmp, "model.keras"))
-            shutil.copytree(live_dir, os.path.join(tmp, "live"))
-            write_json(os.path.join(tmp, "state.json"), state)
-            batchnorm.save_statistics(os.path.join(tmp, BN_RAW), raw_stats)
-            shutil.rmtree(ckpt, ignore_errors=True)
-            os.replace(tmp, ckpt)
+            save_checkpoint(ckpt, self.model, live_dir, state, raw_stats)
 
     if start < train.epochs:
         print(f"training {name} seed {seed}: {experiment.initializer} + "
@@ -176,11 +191,12 @@ def train_run(study, experiment, seed, manifest, out):
                                     limit=train.inference_images)
         validation_ds = make_dataset(PREPARED, manifest, "validation", train.batch_size)
         bn_ds = precise_bn_batches(manifest, train)
-        # EpochScores, then DVCLive (which logs its numbers), then Checkpoint (which holds
+        # the epoch's scores, then DVCLive (which logs them), then Checkpoint (which holds
         # this epoch's live/ files).
         model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
                   verbose=2, shuffle=False,  # tf.data shuffles
-                  callbacks=[keras.callbacks.TerminateOnNaN(), updates, EpochScores(),
+                  callbacks=[keras.callbacks.TerminateOnNaN(), updates,
+                             keras.callbacks.LambdaCallback(on_epoch_end=scores_at_epoch_end),
                              DVCLiveCallback(live=live), Checkpoint()])
     else:
         live.end()
