@@ -28,10 +28,13 @@ def learning_rate_schedule(schedule, rate, total_steps):
 
 
 def precise_bn_batches(manifest, train):
-    """The fixed training batches precise BN averages over: the same in every epoch, run
-    and experiment (one shuffle with seed 0); empty when train.precise_bn_batches is 0."""
-    return make_dataset(PREPARED, manifest, "train", train.batch_size,
-                        shuffle_seed=0).take(train.precise_bn_batches)
+    """The fixed training batches precise BN averages over, held in memory: the same in
+    every epoch, run and experiment, a resumed run included (one shuffle with seed 0; a
+    tf.data shuffle would reshuffle on every pass); empty when train.precise_bn_batches is 0."""
+    if train.precise_bn_batches == 0:
+        return []
+    return list(make_dataset(PREPARED, manifest, "train", train.batch_size,
+                             shuffle_seed=0).take(train.precise_bn_batches))
 
 
 def run_key(study, experiment, seed, manifest):

@@ -10,16 +10,15 @@ from initstudy import plots
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
-from initstudy.stage import run_stage
 from initstudy.evaluation import TIMINGS, mean_curve
 from initstudy.files import read_json, read_tsv, writable, write_json, write_text
 from initstudy.grid import grid_verdicts
 from initstudy.paths import (GRID, REPORT, eval_dir, metrics_path, remove_stale_results,
                              run_dir, step0_path)
+from initstudy.stage import run_stage
 from initstudy.stats import pairwise, seed_analysis
 from initstudy.tables import (PRECISION, accuracy_limits, baselines, results_markdown,
                               results_table, rounded, setting_line)
-from initstudy.updates import mean_updates
 
 OUT = REPORT
 REFERENCE = os.path.join("reference", "published.yaml")
@@ -36,6 +35,8 @@ def need(path, stage=None):
 
 
 def load_experiment(experiment):
+    from initstudy.updates import mean_updates  # loads Keras: after TensorFlow's quiet start
+
     name = experiment.name
     runs = read_json(need(os.path.join(eval_dir(name), "runs.json"), f"evaluate@{name}"))
     folders = {r["seed"]: run_dir(name, r["seed"]) for r in runs}

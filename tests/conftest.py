@@ -1,12 +1,18 @@
-"""Shared fixtures: the mini archive, small projects built from the repository's own code,
-one prepared mini set per test run, and the one way tests run a stage or a command."""
+"""What the tests share (test modules import from here, never from each other): the mini
+archive, small projects and studies built from the repository's own code, one prepared mini
+set per test run, image folders, and the one way tests run a stage, a tool or a command
+(subprocess_env). Tests that train, run `dvc repro` / `dvc exp` / the queue, or take more than
+a few seconds are marked `slow`: `pytest -m "not slow"` is the fast subset."""
+import io
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -18,32 +24,56 @@ CODE = ("initstudy", "stages", "tools", "reference")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains, or runs DVC end to end (minutes); "
-                                       "the fast subset is pytest -m 'not slow'")
+    config.addinivalue_line("markers", "slow: trains a model, runs dvc repro / dvc exp / the "
+                                       "queue, or takes more than ~5 s; the fast subset is "
+                                       "pytest -m 'not slow'")
 
 
 def subprocess_env(**extra):
     """The environment of every stage, command and dvc a test starts: this Python's dvc on
-    PATH (DVC's queue starts it by name), no analytics, no TensorFlow start-up noise."""
-    return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-                DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    PATH (DVC's queue starts it by name), no analytics, no TensorFlow start-up noise, a git
+    identity for the commits tests (and `dvc exp run`) make; then `extra` (which may replace
+    any of these, PATH included)."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.update(extra)
+    return env
 
 
-def stage(folder, *args, check=True, timeout=900):
-    """`python -m ARGS` in `folder` (a stage or a tool); with `check`, it must succeed."""
-    run = subprocess.run([sys.executable, "-m", *args], cwd=folder, env=subprocess_env(),
+def stage(folder, *args, check=True, timeout=900, **env):
+    """`python -m ARGS` in `folder` (a stage or a tool), with subprocess_env(**env); with
+    `check`, it must succeed."""
+    run = subprocess.run([sys.executable, "-m", *args], cwd=folder, env=subprocess_env(**env),
                          capture_output=True, text=True, timeout=timeout)
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
     return run
 
 
-def sh(cmd, cwd, timeout=900):
-    """A shell command (git, dvc) in `cwd` that must succeed; its stdout."""
+def shell(cmd, cwd, check=True, timeout=900):
+    """A shell command (git, dvc) in `cwd`; with `check`, it must succeed."""
     run = subprocess.run(cmd, cwd=cwd, env=subprocess_env(), shell=True, capture_output=True,
                          text=True, timeout=timeout)
-    assert run.returncode == 0, f"{cmd} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run.stdout
+    if check:
+        assert run.returncode == 0, f"{cmd} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run
+
+
+def sh(cmd, cwd, timeout=900):
+    """A shell command (git, dvc) in `cwd` that must succeed; its stdout."""
+    return shell(cmd, cwd, timeout=timeout).stdout
+
+
+def commit(repo, message):
+    """Everything in `repo`, committed."""
+    sh(f"git add -A && git commit -qm '{message}'", repo)
+
+
+def ran_stages(log):
+    """The stages a `dvc repro` / `dvc exp run` log says it ran, sorted."""
+    return sorted(line.split("'")[1] for line in log.splitlines()
+                  if line.startswith("Running stage"))
 
 
 def write_params(folder, params):
@@ -72,6 +102,76 @@ def project(folder, archive=MINI_ARCHIVE, **train):
     params["grid"].update(image_size=32, images=8, init_seeds=[0])
     write_params(folder, params)
     return params
+
+
+# What small_study leaves out of the checkout: tests, results, write-ups, benchmarks, archives.
+NOT_STUDY = ("tests/", "metrics/", "report/", "grid/", "docs/", "findings/", "bench/")
+
+
+def small_study(repo, archive=MINI_ARCHIVE, experiments=None, **sections):
+    """The checkout's pipeline (its dvc.yaml, stages, package, DVC config; every file git
+    tracks or would add that is still there, but no tests, results, write-ups, benchmarks,
+    dvc.lock or data archives) in `repo`, with params sized for a test: 30 images per class of
+    `archive` (6 for validation, 2 shards), 32px, 1 epoch of batch 32, one seed, a 2x2 grid.
+    `experiments` replaces the study's; each of `sections` ({key: value}) updates that params
+    section last. Returns the params."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (f.startswith(NOT_STUDY) or f == "dvc.lock" or f.endswith(".tar.gz")
+                or not os.path.isfile(os.path.join(ROOT, f))):  # deleted, still tracked
+            continue
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.join(ROOT, f), repo / f)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"].update(source="folder", folder=archive, max_per_class=30, shards=2,
+                             validation_per_class=6)
+    params["model"]["image_size"] = 32
+    params["train"].update(epochs=1, batch_size=32, seeds=[0], inference_images=60)
+    params["diagnostics"]["images"] = 16
+    params["grid"].update(image_size=32, images=16, init_seeds=[0, 1],
+                          activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
+                          batch_norm=[False], depthwise_fan=["per_channel"])
+    if experiments:
+        params["experiments"] = dict(experiments)
+    for section, values in sections.items():
+        params[section].update(values)
+    write_params(repo, params)
+    return params
+
+
+TWO = {"he_normal": {"initializer": "he_normal", "activation": "relu6"},
+       "glorot_normal": {"initializer": "glorot_normal", "activation": "relu6"}}
+
+
+def tiny_study(repo, archive=MINI_ARCHIVE, experiments=TWO):
+    """small_study, smaller still: 10 images per class (2 for validation) in one shard, batch 16,
+    2 weight-update steps logged, a 1-cell grid, and two experiments. Returns the params."""
+    return small_study(repo, archive, experiments,
+                       prepare=dict(max_per_class=10, shards=1, validation_per_class=2),
+                       train=dict(batch_size=16, inference_images=20, weight_update_steps=2),
+                       diagnostics=dict(images=8),
+                       grid=dict(images=8, init_seeds=[0], activations=["relu"],
+                                 initializers=["he_normal"]))
+
+
+def png(seed, size=(8, 8), mode="RGB"):
+    """The bytes of a PNG of random pixels (`size` is width, height), the same for one seed."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_folder(root, layout, size=(8, 8), mode="RGB"):
+    """An image folder {split: {class: n}} under `root`: image i of each class is png(i), so
+    the same layout written in any order holds the same files. Returns str(root)."""
+    for split, classes in layout.items():
+        for cls, n in classes.items():
+            os.makedirs(root / split / cls, exist_ok=True)
+            for i in range(n):
+                (root / split / cls / f"{i}.png").write_bytes(png(i, size, mode))
+    return str(root)
 
 
 @pytest.fixture

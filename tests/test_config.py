@@ -2,13 +2,11 @@
 import dataclasses
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, stage
 from initstudy.config import load_study, parse_study
 from initstudy.device import AUTO, device_settings
 from initstudy.errors import StudyError
@@ -141,14 +139,14 @@ def test_auto_device_settings_resolve_per_device_and_explicit_values_win(gpu):
     assert pinned.device == ("gpu" if gpu else "cpu") and pinned.jit_compile == auto.jit_compile
 
 
-@pytest.mark.parametrize("stage,args,edit,pattern", [
+@pytest.mark.parametrize("name,args,edit,pattern", [
     ("train", ["he_normal", "0"], ("train", "epochs", 0), "train.epochs = 0"),
     ("train", ["nope", "0"], None, "experiment 'nope' is not in params.yaml"),
     ("train", ["he_normal", "0"], ("train", "seeds", [0, "one"]), "train.seeds = [0, 'one']"),
     ("evaluate", ["he_normal"], ("train", "seeds", 3), "train.seeds = 3"),
     ("prepare", [], ("prepare", "folder", "/missing"), "prepare.folder = '/missing'"),
 ])
-def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edit, pattern):
+def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, name, args, edit, pattern):
     shutil.copytree(os.path.join(ROOT, "initstudy"), tmp_path / "initstudy")
     shutil.copytree(os.path.join(ROOT, "stages"), tmp_path / "stages")
     params = yaml.safe_load(open(DEFAULTS))
@@ -156,15 +154,14 @@ def test_stage_stops_with_one_line_and_writes_nothing(tmp_path, stage, args, edi
         params[edit[0]][edit[1]] = edit[2]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     before = sorted(os.listdir(tmp_path))
-    run = subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    run = stage(tmp_path, f"stages.{name}", *args, check=False, timeout=120)
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and pattern in run.stderr, run.stderr
     assert sorted(p for p in os.listdir(tmp_path) if p != "__pycache__") == before
 
 
 @pytest.mark.parametrize("override,changed", [
-    ("train.epochs=3", ["  epochs: 3  # the reference: 10 (5 in its later runs)"]),
+    ("train.epochs=3", ["  epochs: 3  # the reference: 10 (5 in its later runs); 2 fit 45 minutes on 2 cores"]),
     ("experiments.he_normal.activation=relu", ["    activation: relu"]),
     ("train.schedule=constant", None),
     ("train.seeds=[0,1,2,3]", ["  - 3"]),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import make_folder
 from initstudy import data
 from initstudy.errors import StudyError
 
@@ -60,21 +61,9 @@ def test_shuffled_reading_is_seeded(mini_archive, tmp_path):
     assert sorted(np.concatenate(first).tolist()) == sorted(splits["train"][1].tolist())
 
 
-def make_folder(root, layout, size=(20, 12), mode="RGB"):
-    """An image folder {split: {class: n}} of random images of any size and mode."""
-    rng = np.random.default_rng(0)
-    for split, classes in layout.items():
-        for cls, n in classes.items():
-            os.makedirs(root / split / cls, exist_ok=True)
-            for i in range(n):
-                pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-                Image.fromarray(pixels).convert(mode).save(root / split / cls / f"{i}.png")
-    return str(root)
-
-
 def test_image_folder_of_any_size_and_mode_is_resized_to_storage_size(tmp_path):
     folder = make_folder(tmp_path, {"train": {"b": 3, "a": 2}, "test": {"a": 1, "b": 1}},
-                         mode="L")
+                         size=(20, 12), mode="L")
     classes, splits = data.read_image_folder(folder, storage_size=16)
     assert classes == ["a", "b"]
     assert splits["train"][0].shape == (5, 16, 16, 3)

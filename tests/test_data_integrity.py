@@ -5,25 +5,14 @@ import os
 import shutil
 import tarfile
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, listing, make_folder, png, project, sh, stage, write_params
 from initstudy import data
 from initstudy.errors import StudyError
-from test_failures import listing, project, stage, write_params
-from test_pipeline import sh
 
 LAYOUT = {"train": {"a": 4, "b": 4}, "test": {"a": 1, "b": 1}}
-
-
-def png(seed):
-    pixels = np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def add(tar, name, payload=None, kind=tarfile.REGTYPE, link=""):
@@ -47,15 +36,6 @@ def make_archive(path, layout=LAYOUT, seed=0, extra=()):
         for member in extra:
             add(tar, *member)
     return str(path)
-
-
-def make_folder(root, layout=LAYOUT):
-    for split, classes in layout.items():
-        for cls, n in classes.items():
-            os.makedirs(root / split / cls, exist_ok=True)
-            for i in range(n):
-                (root / split / cls / f"{i}.png").write_bytes(png(i))
-    return str(root)
 
 
 def message(path, **kwargs):
@@ -104,7 +84,7 @@ def test_a_file_that_is_not_an_image_is_named_in_words(tmp_path):
     archive = make_archive(tmp_path / "x.tar.gz", extra=[("train/b/9.png", b"not an image")])
     assert message(archive) == (f"{archive}: train/b/9.png: not an image PIL can read "
                                 "(cannot identify image file)")
-    folder = make_folder(tmp_path / "images")
+    folder = make_folder(tmp_path / "images", LAYOUT)
     (tmp_path / "images" / "test" / "a" / "0.png").write_bytes(png(0)[:60])  # truncated
     assert message(folder).startswith(f"{folder}: test/a/0.png: not an image PIL can read (")
 
@@ -125,7 +105,7 @@ def test_files_with_names_that_are_not_images_are_skipped_and_counted(tmp_path, 
 def test_the_source_hash_is_the_archive_sha256_or_a_stable_hash_of_the_folder(tmp_path):
     archive = make_archive(tmp_path / "x.tar.gz")
     assert data.source_hash(archive) == {"sha256": data._sha256(archive)}
-    first = data.source_hash(make_folder(tmp_path / "one"))
+    first = data.source_hash(make_folder(tmp_path / "one", LAYOUT))
     assert first["files"] == 10
     # the same files written in another order hash the same; a renamed or changed one does not
     reversed_layout = {s: dict(reversed(c.items())) for s, c in LAYOUT.items()}
@@ -203,6 +183,7 @@ def test_bad_input_stops_prepare_in_one_line_and_keeps_the_last_outputs(
 
 
 # ---------------------------------------------------------------- dvc: the dep is the archive
+@pytest.mark.slow
 def test_a_changed_archive_at_the_same_path_reruns_prepare(tmp_path):
     """dvc.yaml's own prepare stage, on an archive outside the project (an absolute path)."""
     study = tmp_path / "study"

@@ -4,7 +4,9 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
+import pytest
+
+from conftest import ROOT, subprocess_env
 
 CLAIM = ("import os, sys, time\n"
          "from initstudy import device\n"
@@ -14,9 +16,10 @@ CLAIM = ("import os, sys, time\n"
 
 
 def claim(tmp_path, hold, **env):
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"} | {
-        "PYTHONPATH": ROOT, "INITSTUDY_GPU_LOCKS": str(tmp_path), **env}
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(hold)], env=env,
+    environment = subprocess_env()
+    environment.pop("CUDA_VISIBLE_DEVICES", None)  # unless `env` sets it
+    environment.update(PYTHONPATH=ROOT, INITSTUDY_GPU_LOCKS=str(tmp_path), **env)
+    return subprocess.Popen([sys.executable, "-c", CLAIM, str(hold)], env=environment,
                             stdout=subprocess.PIPE, text=True)
 
 
@@ -43,13 +46,12 @@ def test_no_gpu_or_a_chosen_gpu_is_left_alone(tmp_path):
     assert claimed(chosen)[1:3] == ("None", "1")
 
 
+@pytest.mark.slow
 def test_a_training_gives_the_same_weights_on_one_core_as_on_two(mini_archive, tmp_path,
                                                                   monkeypatch):
     """Every stage runs each TensorFlow op on one thread (device.set_cpu_environment), so a
     machine's core count does not change a result's last bits; TensorFlow's default (each op
     split over the cores) does."""
-    import pytest
-
     from bench.portability import DEFAULT_THREADS, run_variant
     from initstudy import data
 

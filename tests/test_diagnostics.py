@@ -35,6 +35,7 @@ def pre_activation_variances(initializer, networks=16):
     return np.exp(np.mean(np.log(variances), axis=0))
 
 
+@pytest.mark.slow
 def test_he_normal_keeps_relu_pre_activation_variance_across_30_layers():
     var = pre_activation_variances("he_normal")
     assert len(var) == 30
@@ -43,6 +44,7 @@ def test_he_normal_keeps_relu_pre_activation_variance_across_30_layers():
     assert per_layer == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("initializer", ["glorot_normal", "lecun_normal"])
 def test_glorot_and_lecun_halve_relu_variance_per_layer(initializer):
     var = pre_activation_variances(initializer)
@@ -131,6 +133,7 @@ def test_the_residual_stream_is_tapped_after_the_conv_that_feeds_it():
     assert headline(rows)["max_residual_std"] == max(r["signal_std"] for r in residual)
 
 
+@pytest.mark.slow
 def test_grid_verdict_is_stable_across_initialization_seeds():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 32, 32, 3)).astype("uint8")

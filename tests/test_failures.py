@@ -10,50 +10,8 @@ import time
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
-from conftest import ROOT
-
-
-def project(tmp_path, archive, **train):
-    """The stages and package in a fresh folder, with small params on the mini archive."""
-    for folder in ("initstudy", "stages", "reference"):
-        shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
-    params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2,
-                             validation_per_class=4)
-    params["model"]["image_size"] = 32
-    params["train"].update({"epochs": 3, "batch_size": 20, "seeds": [0], "inference_images": 40,
-                            **train})
-    params["grid"].update(image_size=32, images=8, init_seeds=[0])
-    write_params(tmp_path, params)
-    return params
-
-
-def write_params(folder, params):
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def stage(folder, *args, check=True):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-m", *args], cwd=folder, env=env,
-                         capture_output=True, text=True, timeout=600)
-    if check:
-        assert run.returncode == 0, run.stderr[-3000:]
-    return run
-
-
-def listing(folder):
-    return sorted(os.path.relpath(os.path.join(d, f), folder)
-                  for d, _, files in os.walk(folder) for f in files if "__pycache__" not in d)
-
-
-@pytest.fixture
-def prepared(tmp_path, mini_archive):
-    project(tmp_path, mini_archive)
-    stage(tmp_path, "stages.prepare")
-    return tmp_path
+from conftest import ROOT, listing, make_folder, project, stage, subprocess_env, write_params
 
 
 def test_corrupted_shard_is_refused_by_name(prepared):
@@ -69,10 +27,10 @@ def read_history(folder, name="he_normal"):
     return json.loads((folder / "models" / name / "seed0" / "history.json").read_text())
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_at_its_last_epoch_and_matches(prepared, tmp_path_factory):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "he_normal", "0"],
-                            cwd=prepared, env=env, stdout=subprocess.DEVNULL,
+                            cwd=prepared, env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     state = None
@@ -114,6 +72,7 @@ def test_killed_training_resumes_at_its_last_epoch_and_matches(prepared, tmp_pat
     assert live["step"] == 2  # DVCLive continued: steps 0, 1, 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(prepared):
     import keras
 
@@ -134,6 +93,7 @@ def test_same_seed_same_weights_other_seed_other_weights(prepared):
     assert not all(np.array_equal(x, y) for x, y in zip(first, other))
 
 
+@pytest.mark.slow
 def test_diverging_run_is_recorded_and_evaluated_as_diverged(prepared):
     params = yaml.safe_load((prepared / "params.yaml").read_text())
     params["train"]["epochs"] = 2
@@ -146,15 +106,6 @@ def test_diverging_run_is_recorded_and_evaluated_as_diverged(prepared):
     stage(prepared, "stages.evaluate", "he_normal")
     metrics = json.loads((prepared / "metrics" / "he_normal.json").read_text())
     assert metrics["diverged"] == 1 and metrics["test_accuracy"] is None
-
-
-def make_folder(root, layout):
-    for split, classes in layout.items():
-        for cls, n in classes.items():
-            os.makedirs(root / split / cls, exist_ok=True)
-            for i in range(n):
-                Image.new("RGB", (8, 8), (i, i, i)).save(root / split / cls / f"{i}.png")
-    return root
 
 
 @pytest.mark.parametrize("case,expected", [
@@ -279,8 +230,7 @@ def test_an_unwritable_output_folder_stops_a_stage_before_it_changes_anything(pr
     (["2"], "/usr/bin:/bin", "error: dvc is not on PATH: the queue's workers start `dvc exp run`"),
     (["two"], None, "error: JOBS = 'two': must be a whole number >= 1")])
 def test_queue_start_checks_its_preconditions_in_one_line(tmp_path, args, path, expected):
-    env = dict(os.environ, PYTHONPATH=ROOT, PATH=path or os.environ["PATH"])
-    run = subprocess.run([sys.executable, "-m", "tools.queue", *args], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=60)
+    run = stage(tmp_path, "tools.queue", *args, check=False, timeout=60, PYTHONPATH=ROOT,
+                **({"PATH": path} if path else {}))
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and run.stderr.startswith(expected)

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
+from conftest import stage, write_params
 from initstudy.initializers import LSUV_TOLERANCE, ORTHOGONAL_GAIN, conv_layers, lsuv
 from initstudy.model import build_mobilenet_v2, initialize
 from initstudy.updates import WeightUpdates, median_by_kind
@@ -21,6 +23,7 @@ def output_variances(model, batch):
     return {c.name: float(np.var(v)) for c, v in zip(convs, probe(batch, training=True))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation,batch_norm", [("relu6", True), ("tanh", False)])
 def test_lsuv_brings_every_conv_output_to_unit_variance_and_he_does_not(activation, batch_norm):
     batch = images()
@@ -38,6 +41,7 @@ def test_lsuv_brings_every_conv_output_to_unit_variance_and_he_does_not(activati
     assert all(abs(he_variances[n] - 1) >= LSUV_TOLERANCE for n in depthwise)
 
 
+@pytest.mark.slow
 def test_lsuv_leaves_batch_norm_moving_statistics_as_they_were():
     model = build_mobilenet_v2(10, 32, "lsuv", "relu6")
     before = [v.numpy().copy() for v in model.non_trainable_variables]
@@ -89,15 +93,14 @@ def test_weight_update_logger_matches_a_hand_computed_sgd_step():
     assert median_by_kind(logger.rows)[0] == {"step": 1, "dense": pytest.approx(np.median(want))}
 
 
-def test_an_lsuv_run_trains_and_logs_its_scales_and_weight_updates(tmp_path, mini_archive):
-    from test_failures import project, stage, write_params
-
+@pytest.mark.slow
+def test_an_lsuv_run_trains_and_logs_its_scales_and_weight_updates(tmp_path, prepared_project):
     from initstudy.files import read_tsv
 
-    params = project(tmp_path, mini_archive, epochs=1, weight_update_steps=3)
+    prepared_project(tmp_path, epochs=1, weight_update_steps=3)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["experiments"]["lsuv"] = {"initializer": "lsuv", "activation": "relu6"}
     write_params(tmp_path, params)
-    stage(tmp_path, "stages.prepare")
     run = stage(tmp_path, "stages.train", "lsuv", "0")
     assert "LSUV: 52 conv layers rescaled to output variance 1" in run.stdout
     out = tmp_path / "models" / "lsuv" / "seed0"
@@ -111,6 +114,7 @@ def test_an_lsuv_run_trains_and_logs_its_scales_and_weight_updates(tmp_path, min
     assert '"depthwise"' in plot and '"conv"' in plot
 
 
+@pytest.mark.slow
 def test_lsuv_in_the_grid_keeps_the_signal_where_he_with_keras_fan_loses_it():
     from initstudy.diagnostics import grid_cell
 

@@ -3,71 +3,14 @@
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 import yaml
 
-from conftest import ROOT, subprocess_env, write_params
+from conftest import ROOT, commit, ran_stages, sh, shell, tiny_study
 from initstudy.config import parse_study
 from initstudy.errors import StudyError
 from initstudy.paths import experiment_results, remove_stale_results, stale_results
-
-# What a temp project needs from the checkout (git-tracked or new, not ignored); no results
-# (metrics/, report/, grid/, dvc.lock, the per-output .gitignore files under models/, eval/).
-PROJECT = ("initstudy/", "stages/", "tools/", "reference/", ".dvc/", "dvc.yaml", "params.yaml",
-           ".gitignore", ".dvcignore")
-TWO = {"he_normal": {"initializer": "he_normal", "activation": "relu6"},
-       "glorot_normal": {"initializer": "glorot_normal", "activation": "relu6"}}
-
-
-def tiny_study(repo, archive, experiments=TWO):
-    """The checkout's pipeline (its own dvc.yaml, stages and package) in `repo`, on params
-    sized for a test: 10 images per class of the mini archive, 1 epoch, one seed, a 1-cell grid.
-    Returns the params."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if f.startswith(PROJECT) and os.path.isfile(os.path.join(ROOT, f)):
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(os.path.join(ROOT, f), repo / f)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"].update(source="folder", folder=archive, max_per_class=10, shards=1,
-                             validation_per_class=2)
-    params["model"]["image_size"] = 32
-    params["train"].update(epochs=1, batch_size=16, seeds=[0], inference_images=20,
-                           weight_update_steps=2)
-    params["diagnostics"]["images"] = 8
-    params["grid"].update(image_size=32, images=8, init_seeds=[0], activations=["relu"],
-                          initializers=["he_normal"], batch_norm=[False],
-                          depthwise_fan=["per_channel"])
-    params["experiments"] = dict(experiments)
-    write_params(repo, params)
-    return params
-
-
-def run(cmd, cwd, check=True, timeout=600):
-    """A shell command (git, dvc) in `cwd`, with a git identity for commits."""
-    env = subprocess_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                         GIT_COMMITTER_EMAIL="t@t")
-    done = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True,
-                          timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def sh(cmd, cwd, timeout=600):
-    return run(cmd, cwd, timeout=timeout).stdout
-
-
-def commit(repo, message):
-    sh(f"git add -A && git commit -qm '{message}'", repo)
-
-
-def ran_stages(log):
-    return sorted(line.split("'")[1] for line in log.splitlines()
-                  if line.startswith("Running stage"))
 
 
 def touch(root, *paths):
@@ -161,7 +104,7 @@ def test_removed_experiment_leaves_no_results(tmp_path, mini_archive):
     assert [e["experiment"] for e in summary["experiments"]] == ["he_normal"]
 
     # removing the last one leaves no experiment: a one-line error, nothing removed
-    done = run("dvc exp run -S '~experiments.he_normal'", repo, check=False)
+    done = shell("dvc exp run -S '~experiments.he_normal'", repo, check=False)
     assert done.returncode != 0, done.stdout
     out = done.stdout + done.stderr
     assert "Traceback" not in out

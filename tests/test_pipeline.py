@@ -3,13 +3,11 @@ then an experiment that changes one experiment."""
 import ast
 import json
 import os
-import shutil
-import subprocess
-import sys
 
+import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, commit, ran_stages, sh, shell, small_study
 
 
 def project_imports(module):
@@ -50,54 +48,12 @@ def test_stage_deps_cover_their_imports():
         assert not missing, f"stage {name} imports {missing} but does not list them in deps"
 
 
-def sh(cmd, cwd, timeout=900):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True,
-                         timeout=timeout)
-    assert run.returncode == 0, f"{cmd} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run.stdout
-
-
 def prepared_hash(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return lock["stages"]["prepare"]["outs"][0]["md5"]
 
 
-def ran_stages(log):
-    return sorted(line.split("'")[1] for line in log.splitlines()
-                  if line.startswith("Running stage"))
-
-
-def small_study(repo, mini_archive, experiments=None):
-    """The project's files (no results, no tests) in `repo` with params sized for a test:
-    30 images per class of the mini archive (6 for validation), 1 epoch, a 2x2 grid. Returns the params."""
-    files = subprocess.run("git ls-files --cached --others --exclude-standard", cwd=ROOT,
-                           shell=True, capture_output=True, text=True).stdout.split()
-    for f in files:
-        if f.startswith(("tests/", "metrics/", "report/", "grid/", "docs/")) or f == "dvc.lock":
-            continue
-        (repo / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(os.path.join(ROOT, f), repo / f)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"].update(source="folder", folder=mini_archive, max_per_class=30, shards=2,
-                             validation_per_class=6)
-    params["model"]["image_size"] = 32
-    params["train"].update(epochs=1, batch_size=32, seeds=[0], inference_images=60)
-    params["diagnostics"]["images"] = 16
-    params["grid"].update(image_size=32, images=16, init_seeds=[0, 1],
-                          activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
-                          batch_norm=[False], depthwise_fan=["per_channel"])
-    if experiments:
-        params["experiments"] = experiments
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
-
-
-def commit(repo, message):
-    sh(f"git add -A && git -c user.name=t -c user.email=t@t commit -qm '{message}'", repo)
-
-
+@pytest.mark.slow
 def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     repo = tmp_path / "study"
     params = small_study(repo, mini_archive)
@@ -137,9 +93,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     # a typo in one experiment: the stage stops with one line and no committed result changes
     good = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(good.replace("initializer: he_normal", "initializer: kaiming"))
-    run = subprocess.run("dvc repro", cwd=repo, shell=True, capture_output=True, text=True,
-                         env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
-                                  + os.environ["PATH"]), timeout=300)
+    run = shell("dvc repro", repo, check=False, timeout=300)
     assert run.returncode != 0 and "Traceback" not in run.stdout + run.stderr
     assert "error: experiments.he_normal.initializer = 'kaiming': must be one of" in run.stderr
     assert sh("git status --porcelain -- metrics report grid", repo) == ""

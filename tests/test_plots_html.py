@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
-from test_pipeline import sh
+from conftest import ROOT, sh
 
 BROWSER = shutil.which("chromium-headless-shell") or shutil.which("chromium")
 PLOTS = """plots:

@@ -7,8 +7,7 @@ import os
 import pytest
 import yaml
 
-from conftest import write_params
-from test_leftovers import commit, sh, tiny_study
+from conftest import commit, sh, tiny_study, write_params
 
 ONE = {"he_normal": {"initializer": "he_normal", "activation": "relu6"}}
 

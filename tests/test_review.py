@@ -3,13 +3,11 @@ like with like (the same data, test split, epochs and seeds) or says it does not
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
-from test_pipeline import sh
+from conftest import ROOT, commit, sh, stage
 from initstudy.stats import welch
 from tools.review import markdown, not_comparable, welch_from_stats
 
@@ -52,10 +50,6 @@ def study_repo(tmp_path):
     return repo
 
 
-def commit(repo, message):
-    sh(f"git add -A && git -c user.name=t -c user.email=t@t commit -qm {message}", repo)
-
-
 def test_review_names_a_changed_and_an_added_experiment_with_dvcs_numbers(tmp_path):
     repo = study_repo(tmp_path)
     write(repo, "params.yaml", "experiments:\n"
@@ -91,8 +85,7 @@ def test_review_refuses_an_unknown_base_in_one_line(tmp_path):
     shutil.copytree(os.path.join(ROOT, "initstudy"), tmp_path / "initstudy")
     shutil.copytree(os.path.join(ROOT, "tools"), tmp_path / "tools")
     sh("git init -q", tmp_path)
-    run = subprocess.run([sys.executable, "-m", "tools.review", "nope"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    run = stage(tmp_path, "tools.review", "nope", check=False)
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "base revision 'nope' not found" in run.stderr
 

@@ -3,11 +3,14 @@ to a shared git remote (results) and a shared DVC remote (models); a collector p
 compares them and restores one's model."""
 import json
 
-from test_pipeline import commit, sh, small_study
+import pytest
+
+from conftest import commit, sh, small_study
 
 HE = {"he_normal": {"initializer": "he_normal", "activation": "relu6"}}
 
 
+@pytest.mark.slow
 def test_two_workers_push_and_a_collector_pulls_compares_and_restores(tmp_path, mini_archive):
     origin, storage = tmp_path / "origin.git", tmp_path / "dvc-storage"
     sh(f"git init -q --bare -b main {origin}", tmp_path)

@@ -5,14 +5,12 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from conftest import ROOT
+from conftest import ROOT, commit, sh, stage
 from initstudy.config import load_study
 from initstudy.errors import StudyError
 from tools.plans import check_plan, load_sweeps, parse_sweeps, plan
@@ -217,14 +215,12 @@ def docs():
 
 
 def test_bad_usage_and_a_bad_sweeps_file_are_one_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "tools.sweep", "queue", "everything"], cwd=ROOT,
-                         capture_output=True, text=True)
+    run = stage(ROOT, "tools.sweep", "queue", "everything", check=False)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and "everything" in run.stderr
     usage = run.stderr.strip()
     (tmp_path / "sweeps.yaml").write_text(yaml.safe_dump(sweeps(lr__learning_rates="x")))
-    run = subprocess.run([sys.executable, "-m", "tools.sweep", "queue", "lr"], cwd=tmp_path,
-                         env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+    run = stage(tmp_path, "tools.sweep", "queue", "lr", check=False, PYTHONPATH=ROOT)
     assert run.returncode == 2 and run.stderr == (
         "error: sweeps.yaml: lr.learning_rates = 'x': must be a non-empty list of distinct "
         "numbers > 0\n")
@@ -232,17 +228,12 @@ def test_bad_usage_and_a_bad_sweeps_file_are_one_line(tmp_path):
 
 
 def test_the_seed_plan_quotes_each_experiments_own_report(tmp_path, monkeypatch):
-    def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                       check=True, capture_output=True)
-
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.md").write_text(
         "# R\n\n## Which differences are real\n\nF(5, 12) = 1.0\n\n## Next\nother\n")
-    git("init", "-q")
-    git("add", "report")
-    git("commit", "-qm", "exp")
-    git("update-ref", "refs/exps/ab/cdef/lr-0p016-seeds", "HEAD")  # how DVC stores one
+    sh("git init -q", tmp_path)
+    commit(tmp_path, "exp")
+    sh("git update-ref refs/exps/ab/cdef/lr-0p016-seeds HEAD", tmp_path)  # how DVC stores one
     monkeypatch.chdir(tmp_path)
     assert report_section("lr-0p016-seeds", "## Which differences are real") == ["F(5, 12) = 1.0"]
     with pytest.raises(StudyError, match="lr-0p5-seeds"):
