@@ -13,11 +13,8 @@ ONE = {"he_normal": {"initializer": "he_normal", "activation": "relu6"}}
 
 
 def md5(path):
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def cached_outs(repo):
