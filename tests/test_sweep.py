@@ -13,8 +13,11 @@ from dvc.utils.hydra import apply_overrides
 from conftest import ROOT, commit, sh, stage
 from initstudy.config import load_study
 from initstudy.errors import StudyError
-from tools.plans import check_plan, load_sweeps, parse_sweeps, plan
+from initstudy.stats import seed_analysis
+from tools.plans import check_plan, grid_seeds_plan, load_sweeps, parse_sweeps, plan
 from tools.sweep import prepared_data, report_section, sweep_markdown
+from tools.trained_grid import (activation_verdict, advice_verdict, best_rates, grid_markdown,
+                                spearman_interval)
 
 SWEEPS = os.path.join(ROOT, "sweeps.yaml")
 PARAMS = os.path.join(ROOT, "params.yaml")
@@ -80,7 +83,12 @@ def sweeps(**change):
     (dict(bn_free=None),
      "sweeps.yaml: bn_free = None: must be a mapping with keys fans, set"),
     (dict(lr_sedes={}),
-     "sweeps.yaml: unknown key(s) lr_sedes: allowed are add_experiments, lr, lr_seeds, bn_free"),
+     "sweeps.yaml: unknown key(s) lr_sedes: allowed are add_experiments, lr, lr_seeds, bn_free, "
+     "trained_grid"),
+    (dict(trained_grid__activations=["relu", "swish"]),
+     "sweeps.yaml: trained_grid.activations has 'swish': allowed are relu6, relu, selu, "),
+    (dict(trained_grid__seeds=[0, 0]),
+     "sweeps.yaml: trained_grid.seeds = [0, 0]: must be a list of distinct integers >= 0"),
     (dict(add_experiments__lsuv={"initializer": "kaiming", "activation": "relu6"}),
      "sweeps.yaml: add_experiments.lsuv.initializer = 'kaiming': must be one of "),
     (dict(add_experiments__lsuv="lsuv"),
@@ -238,3 +246,111 @@ def test_the_seed_plan_quotes_each_experiments_own_report(tmp_path, monkeypatch)
     assert report_section("lr-0p016-seeds", "## Which differences are real") == ["F(5, 12) = 1.0"]
     with pytest.raises(StudyError, match="lr-0p5-seeds"):
         report_section("lr-0p5-seeds", "## Which differences are real")
+
+
+def grid_study(tmp_path, overrides):
+    """The study `dvc exp run -S` would make of params.yaml with `overrides`."""
+    path = tmp_path / "params.yaml"
+    shutil.copy(PARAMS, path)
+    apply_overrides(str(path), overrides)
+    return load_study(str(path))
+
+
+def test_the_trained_grid_queues_every_cell_and_then_each_at_its_best_rate(tmp_path):
+    parsed = load_sweeps(SWEEPS)
+    grid = parsed["trained_grid"]
+    cells = {f"{a}-{i}" for a in grid["activations"] for i in grid["initializers"]}
+    assert len(cells) == 30  # five activations x six initializers
+    search = plan(parsed, "trained_grid")
+    check_plan(search, PARAMS)
+    assert [exp for exp, _ in search] == [f"grid-lr-{r:g}".replace(".", "p")
+                                          for r in grid["learning_rates"]]
+    for (exp, overrides), rate in zip(search, grid["learning_rates"]):
+        study = grid_study(tmp_path, overrides)
+        assert set(study.experiments) == cells  # the study's own four are removed
+        assert all(e.learning_rate == rate for e in study.experiments.values())
+        assert study.train.seeds == (0,) and study.model.batch_norm is False
+        assert study.model.residual_scale == "skipinit"
+        assert study.experiments["tanh-lsuv"].initializer == "lsuv"
+    best = {"relu6-he_normal": 0.01, "tanh-glorot_normal": 0.1}  # the rest learned nothing
+    seeds = grid_seeds_plan(parsed, best)
+    check_plan(seeds, PARAMS)
+    study = grid_study(tmp_path, seeds[0][1])
+    assert seeds[0][0] == "grid-seeds" and study.train.seeds == (0, 1, 2)
+    assert {n: e.learning_rate for n, e in study.experiments.items()} == best
+    with pytest.raises(StudyError, match="no cell learned at any rate"):
+        grid_seeds_plan(parsed, {})
+
+
+def test_each_cells_best_rate_is_its_best_validation_and_chance_gets_no_seeds():
+    search = {"a": {0.01: metrics(0.30), 0.1: metrics(0.45), 1.0: metrics(None, diverged=1)},
+              "b": {0.01: metrics(0.105), 0.1: metrics(0.11)},
+              "c": {0.01: metrics(None, diverged=1)},
+              "d": {}}
+    best, left_out = best_rates(search, band=0.124)
+    assert best == {"a": 0.1}
+    assert left_out == {"b": "stuck at chance at every rate (best val 0.110)",
+                        "c": "diverged at every rate", "d": "not run"}
+
+
+def blocked(groups):
+    return seed_analysis(groups)["blocked"]
+
+
+def test_the_advice_is_confirmed_contradicted_or_undecided_by_the_blocked_intervals():
+    noise = [(0.0, 0.01, -0.01), (0.01, -0.012, 0.002), (-0.008, 0.0, 0.008)]  # sd ~0.01
+
+    def cells(**means):
+        return {i: {s: m + d for s, d in enumerate(noise[k])}
+                for k, (i, m) in enumerate(means.items())}
+    seeds = cells(x=0.5)["x"]
+    far = cells(he_normal=0.60, glorot_normal=0.40, lecun_normal=0.41)
+    assert advice_verdict("he_normal", blocked(far)).startswith("confirmed")
+    assert advice_verdict("glorot_normal", blocked(far)) == \
+        "contradicted: he_normal significantly better"
+    close = cells(he_normal=0.50, glorot_normal=0.505, lecun_normal=0.30)
+    assert advice_verdict("he_normal", blocked(close)) == \
+        "undecided: none significantly better; it beats lecun_normal"
+    # the advised initializer not among those that trained
+    assert activation_verdict("relu", "he_normal", {"glorot_normal": seeds},
+                              {"relu-he_normal": "stuck at chance at every rate"})[1] == \
+        "contradicted: he_normal stuck at chance at every rate, glorot_normal trained"
+    assert activation_verdict("relu", "he_normal", {}, {"relu-he_normal": "not run"})[1] == \
+        "undecided: no initializer trained (he_normal not run)"
+
+
+def test_the_step0_rank_correlation_has_an_interval_around_it():
+    drift = [0.1, 0.5, 0.9, 1.5, 2.0, 4.0]
+    assert spearman_interval(drift[:3], [0.5, 0.4, 0.3]) is None  # too few cells
+    perfect = spearman_interval(drift, [0.6, 0.55, 0.5, 0.3, 0.2, 0.1])
+    assert perfect["rho"] == pytest.approx(-1) and perfect["ci_high"] < -0.9
+    mixed = spearman_interval(drift, [0.3, 0.6, 0.1, 0.5, 0.2, 0.4])
+    assert mixed["ci_low"] < mixed["rho"] < mixed["ci_high"]
+    assert mixed["ci_low"] < 0 < mixed["ci_high"]  # six cells in no order decide nothing
+
+
+def test_the_trained_grid_table_marks_each_cell_and_the_advice():
+    grid = {"activations": ("relu", "tanh"), "initializers": ("he_normal", "glorot_normal"),
+            "learning_rates": [0.01, 0.1], "seeds": (0, 1, 2)}
+    search = {"relu-he_normal": {0.01: metrics(0.40), 0.1: metrics(0.50)},
+              "relu-glorot_normal": {0.01: metrics(0.30), 0.1: metrics(None, diverged=1)},
+              "tanh-he_normal": {0.01: metrics(0.10), 0.1: metrics(0.11)},
+              "tanh-glorot_normal": {0.01: metrics(0.35), 0.1: metrics(0.30)}}
+    best, left_out = best_rates(search, band=0.124)
+    seeded = {"relu-he_normal": {0: 0.50, 1: 0.52, 2: 0.51},
+              "relu-glorot_normal": {0: 0.30, 1: 0.31, 2: 0.29},
+              "tanh-glorot_normal": {0: 0.35, 1: 0.36, 2: 0.34}}
+    lines = grid_markdown(grid, search, best, left_out, seeded,
+                          {"relu": "he_normal", "tanh": "glorot_normal"},
+                          {"relu-he_normal": 0.2, "relu-glorot_normal": 0.9,
+                           "tanh-glorot_normal": 0.5}, 0.124, "settings line")
+    text = "\n".join(lines)
+    assert "### relu (the reference: he_normal; confirmed: significantly better than every " \
+           "other)" in text
+    assert "| he_normal | 0.400 | 0.500 | 0.1 | 0.510 | [" in text
+    assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 | [" in text
+    assert "### tanh (the reference: glorot_normal; confirmed: the only initializer that " \
+           "trained)" in text
+    assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
+           "| - |" in text
+    assert "Too few seeded cells with a finite step-0 drift (3)" in text

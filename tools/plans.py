@@ -7,21 +7,29 @@ sweeps.yaml:
   lr:       {learning_rates: [rate, ...], set: {param: value}}   one experiment per rate
   lr_seeds: {learning_rates: [rate, ...], set: {param: value}}   the same, more seeds
   bn_free:  {fans: [keras|per_channel, ...], set: {param: value}}   one per fan, BN off
+  trained_grid: {activations, initializers, learning_rates, seeds, set}   every activation x
+            initializer cell as an experiment: one queued experiment per rate on the first
+            seed (`trained_grid`), then one with each cell at its best rate on every seed
+            (`trained_grid_seeds`, from the first step's finished experiments)
 """
 import shutil
 import tempfile
 
 from initstudy.config import (ACTIVATIONS, EXPERIMENT_KEYS, EXPERIMENT_NAME, PARAMS, _list_of,
-                              _one_of, _positive, _section, load_study, read_yaml)
+                              _one_of, _positive, _section, _seeds, load_study, read_yaml)
 from initstudy.errors import StudyError
 from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
 
 SWEEPS = "sweeps.yaml"
 RATE_PLANS = ("lr", "lr_seeds")  # one experiment per learning rate
-PLANS = (*RATE_PLANS, "bn_free")
-# how far each plan's experiments run: lr_seeds up to the report, whose seed analysis
-# (ANOVA, Tukey intervals) its table quotes; the others to the per-experiment metrics
-TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate"}
+SECTIONS = (*RATE_PLANS, "bn_free", "trained_grid")  # sweeps.yaml's plans
+# trained_grid_seeds: the trained grid's second step, queued from its first step's results
+PLANS = (*SECTIONS, "trained_grid_seeds")
+# how far each plan's experiments run: the seed plans up to the report, whose per-run results
+# and seed analysis their tables use; the others to the per-experiment metrics
+TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate",
+           "trained_grid": "evaluate", "trained_grid_seeds": "report"}
+GRID_KEYS = ("activations", "initializers", "learning_rates", "seeds", "set")
 
 
 def _rates(values, name):
@@ -70,11 +78,12 @@ def parse_sweeps(sweeps):
     or value raises one line naming it."""
     try:
         if not isinstance(sweeps, dict):
-            raise StudyError(f"must be a mapping with keys add_experiments, {', '.join(PLANS)}")
-        unknown = sorted(map(str, set(sweeps) - {"add_experiments", *PLANS}))
+            raise StudyError(f"must be a mapping with keys add_experiments, "
+                             f"{', '.join(SECTIONS)}")
+        unknown = sorted(map(str, set(sweeps) - {"add_experiments", *SECTIONS}))
         if unknown:
             raise StudyError(f"unknown key(s) {', '.join(unknown)}: allowed are "
-                             f"add_experiments, {', '.join(PLANS)}")
+                             f"add_experiments, {', '.join(SECTIONS)}")
         parsed = {"add_experiments": _added(sweeps.get("add_experiments"))}
         for name in RATE_PLANS:
             p = _section(sweeps, name, ("learning_rates", "set"))
@@ -84,6 +93,15 @@ def parse_sweeps(sweeps):
         p = _section(sweeps, "bn_free", ("fans", "set"))
         parsed["bn_free"] = {"fans": _list_of(p.get("fans"), "bn_free.fans", DEPTHWISE_FANS),
                              "set": _overrides(p.get("set"), "bn_free.set")}
+        p = _section(sweeps, "trained_grid", GRID_KEYS)
+        parsed["trained_grid"] = {
+            "activations": _list_of(p.get("activations"), "trained_grid.activations",
+                                    ACTIVATIONS),
+            "initializers": _list_of(p.get("initializers"), "trained_grid.initializers",
+                                     INITIALIZERS),
+            "learning_rates": _rates(p.get("learning_rates"), "trained_grid.learning_rates"),
+            "seeds": _seeds(p.get("seeds"), "trained_grid.seeds"),
+            "set": _overrides(p.get("set"), "trained_grid.set")}
     except StudyError as e:
         raise StudyError(f"{SWEEPS}: {e}") from None
     return parsed
@@ -104,8 +122,44 @@ def hydra(value):
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def plan(sweeps, name):
-    """(experiment name, its -S overrides) for every queued experiment of a plan."""
+def cell_name(activation, initializer):
+    return f"{activation}-{initializer}"
+
+
+def grid_overrides(grid, cells, params=PARAMS):
+    """The trained grid's common -S overrides: its `set`, the study's own experiments removed,
+    and `cells` ({cell name: {initializer, activation[, learning_rate]}}) added."""
+    removed = [f"~experiments.{e}" for e in read_yaml(params).get("experiments") or {}]
+    return ([f"{k}={hydra(v)}" for k, v in grid["set"].items()] + removed
+            + [f"+experiments.{name}={hydra(cell)}" for name, cell in cells.items()])
+
+
+def grid_cells(grid):
+    return {cell_name(a, i): {"initializer": i, "activation": a}
+            for a in grid["activations"] for i in grid["initializers"]}
+
+
+def grid_seeds_plan(sweeps, best_rates, params=PARAMS):
+    """The trained grid's second step: one experiment, each cell in `best_rates` ({cell:
+    rate}; cells that learned at no rate are left out) at its own rate, every seed."""
+    grid = sweeps["trained_grid"]
+    cells = {name: {**cell, "learning_rate": best_rates[name]}
+             for name, cell in grid_cells(grid).items() if name in best_rates}
+    if not cells:
+        raise StudyError("trained_grid: no cell learned at any rate, so none is worth seeds")
+    return [("grid-seeds", [f"train.seeds={hydra(list(grid['seeds']))}",
+                            *grid_overrides(grid, cells, params)])]
+
+
+def plan(sweeps, name, params=PARAMS):
+    """(experiment name, its -S overrides) for every queued experiment of a plan (the trained
+    grid's first step for trained_grid; its second step is grid_seeds_plan)."""
+    if name == "trained_grid":
+        grid = sweeps["trained_grid"]
+        common = grid_overrides(grid, grid_cells(grid), params)
+        return [(f"grid-lr-{rate:g}".replace(".", "p"),
+                 [f"train.learning_rate={rate}", f"train.seeds=[{grid['seeds'][0]}]", *common])
+                for rate in grid["learning_rates"]]
     common = [f"{k}={hydra(v)}" for k, v in sweeps[name]["set"].items()]
     common += [f"+experiments.{k}={hydra(v)}" for k, v in sweeps["add_experiments"].items()]
     if name in RATE_PLANS:

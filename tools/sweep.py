@@ -5,9 +5,17 @@ sweeps.yaml's `add_experiments`, with the plan's `set` overrides (tools/plans.py
   lr_seeds the same at `lr_seeds.learning_rates` (the best ones) with more seeds
   bn_free  one per `bn_free.fans` entry, batch_norm false, the study's learning rate
 
+  trained_grid        every activation x initializer cell, BN off, one experiment per rate
+  trained_grid_seeds  then each cell at its best rate on every seed (tools/trained_grid.py)
+
 Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.queue 1)
        python -m tools.sweep table lr|lr_seeds|bn_free   (the finished experiments' table)
+       python -m tools.sweep queue trained_grid          (then: python -m tools.queue 2)
+       python -m tools.sweep queue trained_grid_seeds    (then: python -m tools.queue 1)
+       python -m tools.sweep table trained_grid          (findings/trained_grid.md)
+Queueing skips an experiment that already finished, so an interrupted plan resumes.
 """
+import json
 import math
 import os
 import subprocess
@@ -16,11 +24,13 @@ import sys
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
-from initstudy.files import write_text
+from initstudy.files import read_tsv, write_text
 from initstudy.stage import run_stage
 from initstudy.tables import fmt
 from tools.dvc import dvc, dvc_json, require_dvc
-from tools.plans import PLANS, RATE_PLANS, TARGETS, check_plan, load_sweeps, plan
+from tools.plans import (PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
+                         grid_seeds_plan, load_sweeps, plan)
+from tools.trained_grid import best_rates, grid_markdown, search_results
 
 
 def prepared_data():
@@ -139,16 +149,21 @@ def exp_show():
     return found
 
 
-def report_section(exp, heading):
-    """A section of an experiment's committed report/summary.md (DVC keeps each experiment
-    as a git commit under refs/exps/.../<name>)."""
+def committed_file(exp, path):
+    """A file of an experiment's commit (DVC keeps each experiment as a git commit under
+    refs/exps/.../<name>)."""
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
                           capture_output=True, text=True).stdout.split()
     ref = next((r for r in refs if r.endswith("/" + exp)), None)
     if ref is None:
         raise StudyError(f"no git ref for experiment {exp}: see dvc exp list --all-commits")
-    summary = subprocess.run(["git", "show", f"{ref}:report/summary.md"], capture_output=True,
-                             text=True).stdout.splitlines()
+    return subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True,
+                          text=True).stdout
+
+
+def report_section(exp, heading):
+    """A section of an experiment's committed report/summary.md."""
+    summary = committed_file(exp, "report/summary.md").splitlines()
     if heading not in summary:
         raise StudyError(f"{exp}'s report/summary.md has no '{heading}' section")
     start = summary.index(heading) + 1
@@ -157,14 +172,62 @@ def report_section(exp, heading):
     return "\n".join(summary[start:end]).strip().splitlines()
 
 
+def grid_search(sweeps, found=None):
+    """The trained grid's rate search, finished: (search results, best rates, cells left
+    out, its first experiment's params, the chance band)."""
+    runs = plan(sweeps, "trained_grid")
+    found = exp_show() if found is None else found
+    missing = [exp for exp, _ in runs if exp not in found]
+    if missing:
+        raise StudyError(f"the rate search is not finished (dvc exp show): {', '.join(missing)}"
+                         "; see dvc queue status")
+    found = {exp: found[exp] for exp, _ in runs}
+    params = next(iter(found.values()))[0]
+    band = chance_band(params, prepared_data()[0])
+    search = search_results(sweeps["trained_grid"], found)
+    return (search, *best_rates(search, band), params, band)
+
+
+def grid_table(sweeps):
+    import yaml
+
+    grid = sweeps["trained_grid"]
+    found = exp_show()
+    search, best, left_out, params, band = grid_search(sweeps, found)
+    if "grid-seeds" not in found:
+        raise StudyError("grid-seeds is not finished: python -m tools.sweep queue "
+                         "trained_grid_seeds, then python -m tools.queue 1")
+    summary = json.loads(committed_file("grid-seeds", "report/summary.json"))
+    seeded = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
+                                if not r["diverged"] and r["test_accuracy"] is not None}
+              for e in summary["experiments"]}
+    fan = grid["set"].get("model.depthwise_fan", load_study().model.depthwise_fan)
+    step0 = {cell_name(c["activation"], c["initializer"]): float(c["drift"])
+             for c in read_tsv(os.path.join("grid", "cells.tsv"))
+             if c["batch_norm"] == "false" and c["depthwise_fan"] == fan}
+    with open(os.path.join("reference", "published.yaml")) as f:
+        advice = yaml.safe_load(f)["advice"]
+    lines = grid_markdown(grid, search, best, left_out, seeded, advice, step0, band,
+                          summary["settings"])
+    text = "\n".join(lines) + "\n"
+    write_text(os.path.join("findings", "trained_grid.md"), text)
+    print(text)
+
+
 def queue(name, runs):
     check_plan(runs)  # a bad override stops here, not in five background runs
+    finished = set(dvc("exp", "list", "--all-commits", "--name-only").split())
+    for exp in [exp for exp, _ in runs if exp in finished]:
+        print(f"{exp} already finished: not queued again")
+    runs = [(exp, overrides) for exp, overrides in runs if exp not in finished]
     for exp, overrides in runs:
         args = ["exp", "run", "--queue", "-n", exp]
         for o in overrides:
             args += ["-S", o]
         print(dvc(*args, TARGETS[name]).strip())
-    print(f"queued {len(runs)} experiments; run them: python -m tools.queue 1")
+    # one seed per experiment trains in one process: two experiments at once fill 2 cores
+    workers = 2 if name == "trained_grid" else 1
+    print(f"queued {len(runs)} experiments; run them: python -m tools.queue {workers}")
 
 
 def table(name, runs):
@@ -194,9 +257,20 @@ def main():
         raise StudyError(f"usage: python -m tools.sweep queue|table {'|'.join(PLANS)} "
                          f"(got {' '.join(sys.argv[1:]) or 'nothing'})")
     action, name = sys.argv[1:]
-    runs = plan(load_sweeps(), name)
+    sweeps = load_sweeps()
     require_dvc()
-    (queue if action == "queue" else table)(name, runs)
+    if name == "trained_grid" and action == "table":
+        grid_table(sweeps)
+    elif name == "trained_grid_seeds":
+        if action == "table":
+            raise StudyError("the trained grid has one table: python -m tools.sweep table "
+                             "trained_grid")
+        best, left_out = grid_search(sweeps)[1:3]
+        for cell, why in left_out.items():
+            print(f"{cell}: no seeds ({why})")
+        queue(name, grid_seeds_plan(sweeps, best))
+    else:
+        (queue if action == "queue" else table)(name, plan(sweeps, name))
 
 
 if __name__ == "__main__":

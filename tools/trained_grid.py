@@ -1,0 +1,152 @@
+"""The reference's closing table, trained (sweeps.yaml `trained_grid`): each activation x
+initializer cell's best rate from the rate search, its seeds' test accuracy, the seed-blocked
+comparison within each activation, the reference's advice cell by cell, and whether the
+step-0 grid predicts the trained ranking."""
+import math
+
+import numpy as np
+
+from initstudy.stats import seed_analysis, summarize
+from initstudy.tables import fmt
+from tools.plans import cell_name, grid_cells
+
+
+def search_results(grid, found):
+    """{cell: {rate: its metrics/<cell>.json}} from the rate search's finished experiments
+    (`found`: {experiment: (params, metrics)}, as tools.sweep.exp_show gives them)."""
+    out = {cell: {} for cell in grid_cells(grid)}
+    for params, metrics in found.values():
+        rate = float(params["train"]["learning_rate"])
+        for cell in out:
+            if f"metrics/{cell}.json" in metrics:
+                out[cell][rate] = metrics[f"metrics/{cell}.json"]
+    return out
+
+
+def best_rates(search, band):
+    """({cell: the rate with the highest validation accuracy}, {cell: why it gets no seeds}):
+    a diverged run never wins, and a cell whose best validation accuracy is below `band`
+    (chance) learned at no rate."""
+    best, left_out = {}, {}
+    for cell, by_rate in search.items():
+        finite = {r: m["val_accuracy"] for r, m in by_rate.items()
+                  if not m.get("diverged") and m.get("val_accuracy") is not None}
+        if not by_rate:
+            left_out[cell] = "not run"
+        elif not finite:
+            left_out[cell] = "diverged at every rate"
+        else:
+            rate = max(sorted(finite), key=lambda r: finite[r])
+            if finite[rate] < band:
+                left_out[cell] = f"stuck at chance at every rate (best val {finite[rate]:.3f})"
+            else:
+                best[cell] = rate
+    return best, left_out
+
+
+def advice_verdict(advised, blocked):
+    """The reference's advice for one activation against the blocked Tukey comparison of its
+    trained cells (`blocked`: initstudy.stats.blocked_anova's result over initializers):
+    contradicted when another initializer is significantly better, confirmed when the advised
+    one is significantly better than every other, otherwise undecided."""
+    better, worse = [], []
+    for pair in blocked["pairs"]:
+        if advised not in (pair["a"], pair["b"]) or not pair["significant"]:
+            continue
+        other = pair["b"] if pair["a"] == advised else pair["a"]
+        ahead = pair["diff"] > 0 if pair["a"] == advised else pair["diff"] < 0
+        (worse if ahead else better).append(other)
+    names = {p[k] for p in blocked["pairs"] for k in ("a", "b")}
+    if better:
+        return f"contradicted: {', '.join(better)} significantly better"
+    if worse and len(worse) == len(names) - 1:
+        return "confirmed: significantly better than every other"
+    return ("undecided: none significantly better; "
+            + (f"it beats {', '.join(worse)}" if worse else "it beats none"))
+
+
+def activation_verdict(activation, advised, runs, left_out):
+    """(blocked analysis or None, verdict) for one activation; `runs`: {initializer: {seed:
+    test accuracy}} of its seeded cells."""
+    if advised not in runs:
+        why = left_out.get(cell_name(activation, advised), "not in the plan")
+        if runs:
+            return None, f"contradicted: {advised} {why}, {', '.join(runs)} trained"
+        return None, f"undecided: no initializer trained ({advised} {why})"
+    analysis = seed_analysis(runs) if len(runs) > 1 else None
+    if analysis is None:
+        return None, "confirmed: the only initializer that trained" if len(runs) == 1 \
+            else "undecided: too few seeds"
+    return analysis, advice_verdict(advised, analysis["blocked"])
+
+
+def spearman_interval(x, y, confidence=0.95):
+    """Spearman's rank correlation with its interval (Fisher's z, standard error
+    sqrt(1.06 / (n - 3)): Fieller, Hartley & Pearson 1957); None below 4 pairs."""
+    from scipy import stats
+
+    if len(x) < 4:
+        return None
+    rho = float(stats.spearmanr(x, y).statistic)
+    z, se = math.atanh(max(min(rho, 0.9999), -0.9999)), math.sqrt(1.06 / (len(x) - 3))
+    q = stats.norm.ppf(0.5 + confidence / 2)
+    return {"n": len(x), "rho": rho, "ci_low": math.tanh(z - q * se),
+            "ci_high": math.tanh(z + q * se)}
+
+
+def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, settings):
+    """findings/trained_grid.md's tables. `seeded`: {cell: {seed: test accuracy}} from the
+    seeds step's report; `step0`: {cell: the step-0 grid's drift} (lower keeps signal and
+    gradient better); `settings`: the line that states data, epochs and model."""
+    rates = list(grid["learning_rates"])
+    lines = [settings, "",
+             f"Rate search on seed {grid['seeds'][0]}: validation accuracy per rate "
+             f"(chance: below {band:.3f}); the best rate then trained on seeds "
+             f"{', '.join(map(str, grid['seeds']))}: test accuracy, mean and 95% interval "
+             "(Student's t across the seeds).", ""]
+    for activation in grid["activations"]:
+        advised = advice.get(activation)
+        runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
+                if cell_name(activation, i) in seeded}
+        analysis, verdict = activation_verdict(activation, advised, runs, left_out)
+        lines += [f"### {activation} (the reference: {advised or '-'}; {verdict})", "",
+                  "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
+                  + " | best lr | test acc over seeds | 95% interval |",
+                  "|---" * (len(rates) + 4) + "|"]
+        for initializer in grid["initializers"]:
+            cell = cell_name(activation, initializer)
+            vals = []
+            for r in rates:
+                m = search[cell].get(r)
+                vals.append("-" if m is None else "diverged" if m.get("diverged")
+                            else fmt(m.get("val_accuracy"), ".3f"))
+            if initializer in runs:
+                s = summarize(list(runs[initializer].values()))
+                shown = (f"{best[cell]:g} | {s['mean']:.3f} | "
+                         + (f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+                            if s["ci_low"] is not None else "-"))
+            else:
+                shown = f"- | {left_out.get(cell, 'not seeded')} | -"
+            lines.append(f"| {initializer} | " + " | ".join(vals) + f" | {shown} |")
+        if analysis:
+            b = analysis["blocked"]
+            lines += ["", f"Seed-blocked ANOVA over the {len(runs)} trained initializers: "
+                      f"F({b['df'][0]}, {b['df'][1]}) = {b['f']:.2f}, p = {b['p']:.3g}; "
+                      f"Tukey half-width {b['pairs'][0]['ci_high'] - b['pairs'][0]['diff']:.3f}"
+                      f", residual sd {b['residual_sd']:.4f}."]
+        lines.append("")
+    trained = {cell: float(np.mean(list(v.values()))) for cell, v in seeded.items()}
+    pairs = [(step0[c], trained[c]) for c in trained if c in step0 and math.isfinite(step0[c])]
+    corr = spearman_interval([p[0] for p in pairs], [p[1] for p in pairs])
+    lines += ["### Does step 0 predict training?", ""]
+    if corr is None:
+        lines.append(f"Too few seeded cells with a finite step-0 drift ({len(pairs)}) for a "
+                     "rank correlation.")
+    else:
+        lines.append(f"Spearman's rank correlation between a seeded cell's step-0 drift "
+                     f"(the grid, `grid/cells.tsv`; lower is better) and its trained test "
+                     f"accuracy, over {corr['n']} cells: {corr['rho']:.2f} "
+                     f"[{corr['ci_low']:.2f}, {corr['ci_high']:.2f}] (95%, Fisher's z). A "
+                     "negative value means the cells that keep signal and gradient at step 0 "
+                     "train better.")
+    return lines
