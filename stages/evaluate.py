@@ -34,6 +34,7 @@ def main():
     import keras
 
     from initstudy import batchnorm
+    from initstudy.model import ResidualScale  # a layer of ours, for load_model
 
     test_ds = make_dataset(PREPARED, manifest, "test", study.train.batch_size)
     runs = []
@@ -41,7 +42,8 @@ def main():
         folder = run_dir(name, seed)
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
         if not run["diverged"]:  # a diverged model's NaN logits would score as garbage
-            model = keras.models.load_model(os.path.join(folder, "model.keras"))
+            model = keras.models.load_model(os.path.join(folder, "model.keras"),
+                                            custom_objects={"ResidualScale": ResidualScale})
             # the model carries the statistics its training scored with (precise BN);
             # the raw ones are those training left, kept beside it
             labels, predicted, accuracy, loss = score(model, test_ds)

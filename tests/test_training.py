@@ -169,3 +169,24 @@ def test_a_failing_seed_stops_the_stage_with_its_one_line(prepared_project, tmp_
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: he_normal seed 1 failed"), lines
+
+
+def test_a_bn_free_skipinit_run_trains_and_the_evaluate_stage_scores_it(prepared_project,
+                                                                        tmp_path):
+    """The trained grid's settings end to end: the evaluate stage loads a model with the
+    study's own ResidualScale layer (a fresh process, where only its import registers it)."""
+    import yaml
+
+    from conftest import write_params
+
+    folder = prepared_project(tmp_path / "p", epochs=1)
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    params["model"].update(batch_norm=False, residual_scale="skipinit",
+                           depthwise_fan="per_channel")
+    params["train"].update(precise_bn_batches=0)
+    write_params(folder, params)
+    stage(folder, "stages.train", "he_normal")
+    run = stage(folder, "stages.evaluate", "he_normal")
+    assert "he_normal seed 0: test accuracy " in run.stdout
+    metrics = json.loads((folder / "metrics" / "he_normal.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["diverged"] == 0
