@@ -317,6 +317,8 @@ def test_the_advice_is_confirmed_contradicted_or_undecided_by_the_blocked_interv
         "contradicted: he_normal stuck at chance at every rate, glorot_normal trained"
     assert activation_verdict("relu", "he_normal", {}, {"relu-he_normal": "not run"})[1] == \
         "undecided: no initializer trained (he_normal not run)"
+    assert activation_verdict("relu", "he_normal", {"glorot_normal": seeds}, {})[1] == \
+        "undecided: he_normal is not in the plan"
 
 
 def test_the_step0_rank_correlation_has_an_interval_around_it():
@@ -345,12 +347,12 @@ def test_the_trained_grid_table_marks_each_cell_and_the_advice():
                           {"relu-he_normal": 0.2, "relu-glorot_normal": 0.9,
                            "tanh-glorot_normal": 0.5}, 0.124, "settings line")
     text = "\n".join(lines)
-    assert "### relu (the reference: he_normal; confirmed: significantly better than every " \
-           "other)" in text
+    assert "### relu\n\nThe reference: he_normal. Verdict: confirmed: significantly better " \
+           "than every other." in text
     assert "| he_normal | 0.400 | 0.500 | 0.1 | 0.510 | [" in text
     assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 | [" in text
-    assert "### tanh (the reference: glorot_normal; confirmed: the only initializer that " \
-           "trained)" in text
+    assert "The reference: glorot_normal. Verdict: confirmed: the only initializer that " \
+           "trained." in text
     assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
            "| - |" in text
     assert "Too few seeded cells with a finite step-0 drift (3)" in text

@@ -69,7 +69,9 @@ def activation_verdict(activation, advised, runs, left_out):
     """(blocked analysis or None, verdict) for one activation; `runs`: {initializer: {seed:
     test accuracy}} of its seeded cells."""
     if advised not in runs:
-        why = left_out.get(cell_name(activation, advised), "not in the plan")
+        why = left_out.get(cell_name(activation, advised))
+        if why is None:
+            return None, f"undecided: {advised} is not in the plan"
         if runs:
             return None, f"contradicted: {advised} {why}, {', '.join(runs)} trained"
         return None, f"undecided: no initializer trained ({advised} {why})"
@@ -109,7 +111,8 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
         runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
                 if cell_name(activation, i) in seeded}
         analysis, verdict = activation_verdict(activation, advised, runs, left_out)
-        lines += [f"### {activation} (the reference: {advised or '-'}; {verdict})", "",
+        lines += [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}.",
+                  "",
                   "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
                   + " | best lr | test acc over seeds | 95% interval |",
                   "|---" * (len(rates) + 4) + "|"]
