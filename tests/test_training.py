@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 import pytest
+import yaml
 
-from conftest import stage
+from conftest import stage, write_params
 
 
 def small_bn_model(seed=0):
@@ -175,10 +176,6 @@ def test_a_bn_free_skipinit_run_trains_and_the_evaluate_stage_scores_it(prepared
                                                                         tmp_path):
     """The trained grid's settings end to end: the evaluate stage loads a model with the
     study's own ResidualScale layer (a fresh process, where only its import registers it)."""
-    import yaml
-
-    from conftest import write_params
-
     folder = prepared_project(tmp_path / "p", epochs=1)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["model"].update(batch_norm=False, residual_scale="skipinit",

@@ -29,6 +29,7 @@ PLANS = (*SECTIONS, "trained_grid_seeds")
 # and seed analysis their tables use; the others to the per-experiment metrics
 TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate",
            "trained_grid": "evaluate", "trained_grid_seeds": "report"}
+GRID_SEEDS = "grid-seeds"  # the trained grid's second step's one experiment
 GRID_KEYS = ("activations", "initializers", "learning_rates", "seeds", "set")
 
 
@@ -147,7 +148,7 @@ def grid_seeds_plan(sweeps, best_rates, params=PARAMS):
              for name, cell in grid_cells(grid).items() if name in best_rates}
     if not cells:
         raise StudyError("trained_grid: no cell learned at any rate, so none is worth seeds")
-    return [("grid-seeds", [f"train.seeds={hydra(list(grid['seeds']))}",
+    return [(GRID_SEEDS, [f"train.seeds={hydra(list(grid['seeds']))}",
                             *grid_overrides(grid, cells, params)])]
 
 

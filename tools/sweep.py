@@ -28,7 +28,7 @@ from initstudy.files import read_tsv, write_text
 from initstudy.stage import run_stage
 from initstudy.tables import fmt
 from tools.dvc import dvc, dvc_json, require_dvc
-from tools.plans import (PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
+from tools.plans import (GRID_SEEDS, PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
                          grid_seeds_plan, load_sweeps, plan)
 from tools.trained_grid import best_rates, grid_markdown, search_results
 
@@ -172,20 +172,22 @@ def report_section(exp, heading):
     return "\n".join(summary[start:end]).strip().splitlines()
 
 
-def grid_search(sweeps, found=None):
-    """The trained grid's rate search, finished: (search results, best rates, cells left
-    out, its first experiment's params, the chance band)."""
-    runs = plan(sweeps, "trained_grid")
-    found = exp_show() if found is None else found
+def finished(runs, found):
+    """{experiment: (params, metrics)} of a plan's `runs`, in order, all of them finished."""
     missing = [exp for exp, _ in runs if exp not in found]
     if missing:
-        raise StudyError(f"the rate search is not finished (dvc exp show): {', '.join(missing)}"
-                         "; see dvc queue status")
-    found = {exp: found[exp] for exp, _ in runs}
-    params = next(iter(found.values()))[0]
-    band = chance_band(params, prepared_data()[0])
+        raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
+                         "see dvc queue status")
+    return {exp: found[exp] for exp, _ in runs}
+
+
+def grid_search(sweeps, found):
+    """The trained grid's rate search, finished: (search results, best rates, cells left
+    out, the chance band)."""
+    found = finished(plan(sweeps, "trained_grid"), found)
+    band = chance_band(next(iter(found.values()))[0], prepared_data()[0])
     search = search_results(sweeps["trained_grid"], found)
-    return (search, *best_rates(search, band), params, band)
+    return (search, *best_rates(search, band), band)
 
 
 def grid_table(sweeps):
@@ -193,11 +195,11 @@ def grid_table(sweeps):
 
     grid = sweeps["trained_grid"]
     found = exp_show()
-    search, best, left_out, params, band = grid_search(sweeps, found)
-    if "grid-seeds" not in found:
-        raise StudyError("grid-seeds is not finished: python -m tools.sweep queue "
+    search, best, left_out, band = grid_search(sweeps, found)
+    if GRID_SEEDS not in found:
+        raise StudyError(f"{GRID_SEEDS} is not finished: python -m tools.sweep queue "
                          "trained_grid_seeds, then python -m tools.queue 1")
-    summary = json.loads(committed_file("grid-seeds", "report/summary.json"))
+    summary = json.loads(committed_file(GRID_SEEDS, "report/summary.json"))
     seeded = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
                                 if not r["diverged"] and r["test_accuracy"] is not None}
               for e in summary["experiments"]}
@@ -231,13 +233,8 @@ def queue(name, runs):
 
 
 def table(name, runs):
-    found = exp_show()
-    missing = [exp for exp, _ in runs if exp not in found]
-    if missing:
-        raise StudyError(f"not finished (dvc exp show): {', '.join(missing)}; "
-                         "see dvc queue status")
+    found = finished(runs, exp_show())
     study = load_study()
-    found = {exp: found[exp] for exp, _ in runs}
     names = next(iter(found.values()))[0]["experiments"]
     study_rates = {e: study.experiments[e].learning_rate if e in study.experiments
                    else study.train.learning_rate for e in names}
@@ -265,7 +262,7 @@ def main():
         if action == "table":
             raise StudyError("the trained grid has one table: python -m tools.sweep table "
                              "trained_grid")
-        best, left_out = grid_search(sweeps)[1:3]
+        best, left_out = grid_search(sweeps, exp_show())[1:3]
         for cell, why in left_out.items():
             print(f"{cell}: no seeds ({why})")
         queue(name, grid_seeds_plan(sweeps, best))
