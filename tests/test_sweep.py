@@ -17,7 +17,7 @@ from initstudy.stats import seed_analysis
 from tools.plans import check_plan, grid_seeds_plan, load_sweeps, parse_sweeps, plan
 from tools.sweep import prepared_data, report_section, sweep_markdown
 from tools.trained_grid import (activation_verdict, advice_verdict, best_rates, grid_markdown,
-                                spearman_interval)
+                                seeded_runs, spearman_interval)
 
 SWEEPS = os.path.join(ROOT, "sweeps.yaml")
 PARAMS = os.path.join(ROOT, "params.yaml")
@@ -276,10 +276,22 @@ def test_the_trained_grid_queues_every_cell_and_then_each_at_its_best_rate(tmp_p
     seeds = grid_seeds_plan(parsed, best)
     check_plan(seeds, PARAMS)
     study = grid_study(tmp_path, seeds[0][1])
-    assert seeds[0][0] == "grid-seeds" and study.train.seeds == (0, 1, 2)
+    # seed 0 at the best rate is the search's own run: the seeds step trains the others
+    assert seeds[0][0] == "grid-seeds" and study.train.seeds == (1, 2)
     assert {n: e.learning_rate for n, e in study.experiments.items()} == best
     with pytest.raises(StudyError, match="no cell learned at any rate"):
         grid_seeds_plan(parsed, {})
+    one_seed = {**parsed, "trained_grid": {**grid, "seeds": (0,)}}
+    with pytest.raises(StudyError, match=r"trained_grid.seeds = \[0\]: the rate search"):
+        grid_seeds_plan(one_seed, best)
+
+
+def test_a_seeded_cell_takes_its_first_seed_from_the_search_at_its_best_rate():
+    grid = {"seeds": (0, 1, 2)}
+    search = {"a": {0.01: {"test_accuracy": 0.3}, 0.1: {"test_accuracy": 0.4}},
+              "b": {0.01: {"test_accuracy": 0.1}}}
+    runs = {"a": {1: 0.41, 2: 0.42}}  # b learned at no rate, so the seeds step left it out
+    assert seeded_runs(grid, search, {"a": 0.1}, runs) == {"a": {0: 0.4, 1: 0.41, 2: 0.42}}
 
 
 def test_each_cells_best_rate_is_its_best_validation_and_chance_gets_no_seeds():

@@ -142,13 +142,18 @@ def grid_cells(grid):
 
 def grid_seeds_plan(sweeps, best_rates, params=PARAMS):
     """The trained grid's second step: one experiment, each cell in `best_rates` ({cell:
-    rate}; cells that learned at no rate are left out) at its own rate, every seed."""
+    rate}; cells that learned at no rate are left out) at its own rate, on every seed but the
+    first: the rate search already trained that one with the same params, and training is
+    deterministic (the same params give the same weights)."""
     grid = sweeps["trained_grid"]
+    if len(grid["seeds"]) < 2:
+        raise StudyError(f"trained_grid.seeds = {list(grid['seeds'])}: the rate search trained "
+                         "the only seed; list two or more for a seeds step")
     cells = {name: {**cell, "learning_rate": best_rates[name]}
              for name, cell in grid_cells(grid).items() if name in best_rates}
     if not cells:
         raise StudyError("trained_grid: no cell learned at any rate, so none is worth seeds")
-    return [(GRID_SEEDS, [f"train.seeds={hydra(list(grid['seeds']))}",
+    return [(GRID_SEEDS, [f"train.seeds={hydra(list(grid['seeds'][1:]))}",
                             *grid_overrides(grid, cells, params)])]
 
 

@@ -30,7 +30,7 @@ from initstudy.tables import fmt
 from tools.dvc import dvc, dvc_json, require_dvc
 from tools.plans import (GRID_SEEDS, PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
                          grid_seeds_plan, load_sweeps, plan)
-from tools.trained_grid import best_rates, grid_markdown, search_results
+from tools.trained_grid import best_rates, grid_markdown, search_results, seeded_runs
 
 
 def prepared_data():
@@ -200,9 +200,10 @@ def grid_table(sweeps):
         raise StudyError(f"{GRID_SEEDS} is not finished: python -m tools.sweep queue "
                          "trained_grid_seeds, then python -m tools.queue 1")
     summary = json.loads(committed_file(GRID_SEEDS, "report/summary.json"))
-    seeded = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
-                                if not r["diverged"] and r["test_accuracy"] is not None}
-              for e in summary["experiments"]}
+    seeded = seeded_runs(grid, search, best, {
+        e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
+                          if not r["diverged"] and r["test_accuracy"] is not None}
+        for e in summary["experiments"]})
     fan = grid["set"].get("model.depthwise_fan", load_study().model.depthwise_fan)
     step0 = {cell_name(c["activation"], c["initializer"]): float(c["drift"])
              for c in read_tsv(os.path.join("grid", "cells.tsv"))

@@ -44,6 +44,15 @@ def best_rates(search, band):
     return best, left_out
 
 
+def seeded_runs(grid, search, best, runs):
+    """{cell: {seed: test accuracy}} of every seeded cell: the first seed from the rate
+    search's run at the cell's best rate, the others from the seeds step (`runs`: {cell:
+    {seed: test accuracy}}, its report's runs)."""
+    first = grid["seeds"][0]
+    return {cell: {first: search[cell][rate]["test_accuracy"], **runs.get(cell, {})}
+            for cell, rate in best.items()}
+
+
 def advice_verdict(advised, blocked):
     """The reference's advice for one activation against the blocked Tukey comparison of its
     trained cells (`blocked`: initstudy.stats.blocked_anova's result over initializers):
@@ -105,7 +114,8 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
              f"Rate search on seed {grid['seeds'][0]}: validation accuracy per rate "
              f"(chance: below {band:.3f}); the best rate then trained on seeds "
              f"{', '.join(map(str, grid['seeds']))}: test accuracy, mean and 95% interval "
-             "(Student's t across the seeds).", ""]
+             f"(Student's t across the seeds; seed {grid['seeds'][0]}'s run is the search's "
+             "own).", ""]
     for activation in grid["activations"]:
         advised = advice.get(activation)
         runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
