@@ -108,7 +108,7 @@ def spearman_interval(x, y, confidence=0.95):
 def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, settings):
     """findings/trained_grid.md's tables. `seeded`: {cell: {seed: test accuracy}} from the
     seeds step's report; `step0`: {cell: the step-0 grid's drift} (lower keeps signal and
-    gradient better); `settings`: the line that states data, epochs and model."""
+    gradient better; its own column); `settings`: the line that states data, epochs and model."""
     rates = list(grid["learning_rates"])
     lines = [settings, "",
              f"Rate search on seed {grid['seeds'][0]}: validation accuracy per rate "
@@ -124,8 +124,8 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
         lines += [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}.",
                   "",
                   "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
-                  + " | best lr | test acc over seeds | 95% interval |",
-                  "|---" * (len(rates) + 4) + "|"]
+                  + " | best lr | test acc over seeds | 95% interval | step-0 drift |",
+                  "|---" * (len(rates) + 5) + "|"]
         for initializer in grid["initializers"]:
             cell = cell_name(activation, initializer)
             vals = []
@@ -140,7 +140,9 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
                             if s["ci_low"] is not None else "-"))
             else:
                 shown = f"- | {left_out.get(cell, 'not seeded')} | -"
-            lines.append(f"| {initializer} | " + " | ".join(vals) + f" | {shown} |")
+            drift = step0.get(cell)
+            lines.append(f"| {initializer} | " + " | ".join(vals) + f" | {shown} | "
+                         + ("-" if drift is None else f"{drift:.2f}") + " |")
         if analysis:
             b = analysis["blocked"]
             lines += ["", f"Seed-blocked ANOVA over the {len(runs)} trained initializers: "
