@@ -15,7 +15,7 @@ from initstudy.config import load_study
 from initstudy.errors import StudyError
 from initstudy.stats import seed_analysis
 from tools.plans import check_plan, grid_seeds_plan, load_sweeps, parse_sweeps, plan
-from tools.sweep import prepared_data, report_section, sweep_markdown
+from tools.sweep import prepared_data, report_section, sweep_markdown, waiting
 from tools.trained_grid import (activation_verdict, advice_verdict, best_rates, grid_markdown,
                                 seeded_runs, spearman_interval)
 
@@ -369,3 +369,15 @@ def test_the_trained_grid_table_marks_each_cell_and_the_advice():
     assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
            "| - | - |" in text
     assert "Too few seeded cells with a finite step-0 drift (3)" in text
+
+
+def test_queueing_again_skips_the_experiments_dvcs_queue_already_holds():
+    table = """Task     Name           Created    Status
+9acfd2f  grid-lr-0p003  06:57 PM   Running
+41f4dca  grid-lr-0p03   06:57 PM   Queued
+d9bb771  grid-lr-0p1    06:57 PM   Failed
+7c1d2e3  grid-lr-0p01   06:57 PM   Success
+
+Worker status: 2 active, 0 idle
+"""
+    assert waiting(table) == {"grid-lr-0p003", "grid-lr-0p03"}  # failed ones queue again

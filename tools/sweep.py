@@ -217,12 +217,21 @@ def grid_table(sweeps):
     print(text)
 
 
+def waiting(status_table):
+    """The experiments `dvc queue status` (its table) lists as queued or running."""
+    rows = [line.split() for line in status_table.splitlines()]
+    return {row[1] for row in rows if len(row) >= 4 and row[-1] in ("Queued", "Running")}
+
+
 def queue(name, runs):
     check_plan(runs)  # a bad override stops here, not in five background runs
     finished = set(dvc("exp", "list", "--all-commits", "--name-only").split())
-    for exp in [exp for exp, _ in runs if exp in finished]:
-        print(f"{exp} already finished: not queued again")
-    runs = [(exp, overrides) for exp, overrides in runs if exp not in finished]
+    pending = waiting(dvc("queue", "status"))
+    for exp, _ in runs:
+        if exp in finished | pending:
+            print(f"{exp} already {'finished' if exp in finished else 'in the queue'}: "
+                  "not queued again")
+    runs = [(exp, overrides) for exp, overrides in runs if exp not in finished | pending]
     for exp, overrides in runs:
         args = ["exp", "run", "--queue", "-n", exp]
         for o in overrides:
