@@ -13,7 +13,8 @@ Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.
        python -m tools.sweep queue trained_grid          (then: python -m tools.queue 2)
        python -m tools.sweep queue trained_grid_seeds    (then: python -m tools.queue 1)
        python -m tools.sweep table trained_grid          (findings/trained_grid.md)
-Queueing skips an experiment that already finished, so an interrupted plan resumes.
+Queueing skips an experiment that already finished or is in DVC's queue, so an interrupted
+plan resumes and queueing twice does not train twice.
 """
 import json
 import math
