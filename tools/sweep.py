@@ -6,7 +6,7 @@ sweeps.yaml's `add_experiments`, with the plan's `set` overrides (tools/plans.py
   bn_free  one per `bn_free.fans` entry, batch_norm false, the study's learning rate
 
   trained_grid        every activation x initializer cell, BN off, one experiment per rate
-  trained_grid_seeds  then each cell at its best rate on every seed (tools/trained_grid.py)
+  trained_grid_seeds  then each cell at its best rate on the other seeds (tools/trained_grid.py)
 
 Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.queue 1)
        python -m tools.sweep table lr|lr_seeds|bn_free   (the finished experiments' table)
