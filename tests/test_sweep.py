@@ -365,7 +365,8 @@ def test_the_trained_grid_table_marks_each_cell_and_the_advice():
     assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 | [" in text
     assert "] | 0.90 |" in text and "] | 0.20 |" in text  # step-0 drift beside the accuracy
     assert "The reference: glorot_normal. Verdict: confirmed: the only initializer that " \
-           "trained." in text
+           "trained. Learned at no rate (stuck at chance or diverged; rows below), so no seeds: " \
+           "he_normal." in text
     assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
            "| - | - |" in text
     assert "Too few seeded cells with a finite step-0 drift (3)" in text

@@ -121,7 +121,10 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
         runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
                 if cell_name(activation, i) in seeded}
         analysis, verdict = activation_verdict(activation, advised, runs, left_out)
-        lines += [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}.",
+        unseeded = [i for i in grid["initializers"] if cell_name(activation, i) in left_out]
+        lines += [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}."
+                  + (f" Learned at no rate (stuck at chance or diverged; rows below), so no seeds: "
+                     f"{', '.join(unseeded)}." if unseeded and runs else ""),
                   "",
                   "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
                   + " | best lr | test acc over seeds | 95% interval | step-0 drift |",
