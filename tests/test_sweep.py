@@ -17,7 +17,7 @@ from initstudy.stats import seed_analysis
 from tools.plans import check_plan, grid_seeds_plan, load_sweeps, parse_sweeps, plan
 from tools.sweep import prepared_data, report_section, sweep_markdown, waiting
 from tools.trained_grid import (activation_verdict, advice_verdict, best_rates, grid_markdown,
-                                seeded_runs, spearman_interval)
+                                search_test, seeded_runs, spearman_interval)
 
 SWEEPS = os.path.join(ROOT, "sweeps.yaml")
 PARAMS = os.path.join(ROOT, "params.yaml")
@@ -346,10 +346,12 @@ def test_the_step0_rank_correlation_has_an_interval_around_it():
 def test_the_trained_grid_table_marks_each_cell_and_the_advice():
     grid = {"activations": ("relu", "tanh"), "initializers": ("he_normal", "glorot_normal"),
             "learning_rates": [0.01, 0.1], "seeds": (0, 1, 2)}
-    search = {"relu-he_normal": {0.01: metrics(0.40), 0.1: metrics(0.50)},
-              "relu-glorot_normal": {0.01: metrics(0.30), 0.1: metrics(None, diverged=1)},
-              "tanh-he_normal": {0.01: metrics(0.10), 0.1: metrics(0.11)},
-              "tanh-glorot_normal": {0.01: metrics(0.35), 0.1: metrics(0.30)}}
+    search = {"relu-he_normal": {0.01: metrics(0.40, test=0.4), 0.1: metrics(0.50, test=0.5)},
+              "relu-glorot_normal": {0.01: metrics(0.30, test=0.3),
+                                     0.1: metrics(None, diverged=1)},
+              "tanh-he_normal": {0.01: metrics(0.10, test=0.1), 0.1: metrics(0.11, test=0.1)},
+              "tanh-glorot_normal": {0.01: metrics(0.35, test=0.3),
+                                     0.1: metrics(0.30, test=0.3)}}
     best, left_out = best_rates(search, band=0.124)
     seeded = {"relu-he_normal": {0: 0.50, 1: 0.52, 2: 0.51},
               "relu-glorot_normal": {0: 0.30, 1: 0.31, 2: 0.29},
@@ -369,7 +371,16 @@ def test_the_trained_grid_table_marks_each_cell_and_the_advice():
            "he_normal." in text
     assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
            "| - | - |" in text
-    assert "Too few seeded cells with a finite step-0 drift (3)" in text
+    # three seeded cells, four searched ones (tanh-he_normal stuck): too few either way
+    assert "- the seeded cells, mean over the seeds: too few cells (3)" in text
+    assert "seed 0 at its best rate: too few cells (3)" in text  # tanh-he_normal: no drift
+
+
+def test_step0_is_set_beside_every_searched_cell_stuck_ones_included():
+    search = {"a": {0.01: metrics(0.30, test=0.31), 0.1: metrics(0.45, test=0.44)},
+              "b": {0.01: metrics(0.10, test=0.10)},
+              "c": {0.01: metrics(None, diverged=1)}}
+    assert search_test(search) == {"a": 0.44, "b": 0.10}  # c diverged at every rate
 
 
 def test_queueing_again_skips_the_experiments_dvcs_queue_already_holds():

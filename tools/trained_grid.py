@@ -23,24 +23,33 @@ def search_results(grid, found):
     return out
 
 
+def best_run(by_rate):
+    """(rate, metrics) of the run with the highest validation accuracy among those that did
+    not diverge ({rate: metrics}), the lower rate on a tie; None if every run diverged."""
+    finite = {r: m for r, m in by_rate.items()
+              if not m.get("diverged") and m.get("val_accuracy") is not None}
+    if not finite:
+        return None
+    rate = max(sorted(finite), key=lambda r: finite[r]["val_accuracy"])
+    return rate, finite[rate]
+
+
 def best_rates(search, band):
     """({cell: the rate with the highest validation accuracy}, {cell: why it gets no seeds}):
     a diverged run never wins, and a cell whose best validation accuracy is below `band`
     (chance) learned at no rate."""
     best, left_out = {}, {}
     for cell, by_rate in search.items():
-        finite = {r: m["val_accuracy"] for r, m in by_rate.items()
-                  if not m.get("diverged") and m.get("val_accuracy") is not None}
+        found = best_run(by_rate)
         if not by_rate:
             left_out[cell] = "not run"
-        elif not finite:
+        elif found is None:
             left_out[cell] = "diverged at every rate"
+        elif found[1]["val_accuracy"] < band:
+            left_out[cell] = ("stuck at chance at every rate "
+                              f"(best val {found[1]['val_accuracy']:.3f})")
         else:
-            rate = max(sorted(finite), key=lambda r: finite[r])
-            if finite[rate] < band:
-                left_out[cell] = f"stuck at chance at every rate (best val {finite[rate]:.3f})"
-            else:
-                best[cell] = rate
+            best[cell] = found[0]
     return best, left_out
 
 
@@ -154,17 +163,28 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
                       f", residual sd {b['residual_sd']:.4f}."]
         lines.append("")
     trained = {cell: float(np.mean(list(v.values()))) for cell, v in seeded.items()}
-    pairs = [(step0[c], trained[c]) for c in trained if c in step0 and math.isfinite(step0[c])]
-    corr = spearman_interval([p[0] for p in pairs], [p[1] for p in pairs])
-    lines += ["### Does step 0 predict training?", ""]
-    if corr is None:
-        lines.append(f"Too few seeded cells with a finite step-0 drift ({len(pairs)}) for a "
-                     "rank correlation.")
-    else:
-        lines.append(f"Spearman's rank correlation between a seeded cell's step-0 drift "
-                     f"(the grid, `grid/cells.tsv`; lower is better) and its trained test "
-                     f"accuracy, over {corr['n']} cells: {corr['rho']:.2f} "
-                     f"[{corr['ci_low']:.2f}, {corr['ci_high']:.2f}] (95%, Fisher's z). A "
-                     "negative value means the cells that keep signal and gradient at step 0 "
-                     "train better.")
+    lines += ["### Does step 0 predict training?", "",
+              "Spearman's rank correlation between a cell's step-0 drift (the grid, "
+              "`grid/cells.tsv`; lower is better) and its trained test accuracy, with its 95% "
+              "interval (Fisher's z); negative means the cells that keep signal and gradient "
+              "at step 0 train better. Cells without a finite drift (not in the grid) are "
+              "left out.", ""]
+    for what, accuracy in (("the seeded cells, mean over the seeds", trained),
+                           ("every cell that did not diverge at every rate, seed "
+                            f"{grid['seeds'][0]} at its best rate", search_test(search))):
+        pairs = [(step0[c], accuracy[c]) for c in accuracy
+                 if c in step0 and math.isfinite(step0[c])]
+        corr = spearman_interval([p[0] for p in pairs], [p[1] for p in pairs])
+        lines.append(f"- {what}: " + (
+            f"too few cells ({len(pairs)})" if corr is None else
+            f"{corr['rho']:.2f} [{corr['ci_low']:.2f}, {corr['ci_high']:.2f}] over "
+            f"{corr['n']} cells"))
     return lines
+
+
+def search_test(search):
+    """{cell: the search's test accuracy at the rate with the best validation accuracy},
+    stuck cells included; cells that diverged at every rate left out."""
+    return {cell: found[1]["test_accuracy"] for cell, found
+            in ((c, best_run(by_rate)) for c, by_rate in search.items())
+            if found and found[1].get("test_accuracy") is not None}
