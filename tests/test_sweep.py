@@ -359,12 +359,13 @@ def test_the_trained_grid_table_marks_each_cell_and_the_advice():
     lines = grid_markdown(grid, search, best, left_out, seeded,
                           {"relu": "he_normal", "tanh": "glorot_normal"},
                           {"relu-he_normal": 0.2, "relu-glorot_normal": 0.9,
-                           "tanh-glorot_normal": 0.5}, 0.124, "settings line")
+                           "tanh-glorot_normal": 0.5}, 0.124, "settings line",
+                          {"relu-glorot_normal": [2]})
     text = "\n".join(lines)
     assert "### relu\n\nThe reference: he_normal. Verdict: confirmed: significantly better " \
            "than every other." in text
     assert "| he_normal | 0.400 | 0.500 | 0.1 | 0.510 | [" in text
-    assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 | [" in text
+    assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 (seed 2 diverged) | [" in text
     assert "] | 0.90 |" in text and "] | 0.20 |" in text  # step-0 drift beside the accuracy
     assert "The reference: glorot_normal. Verdict: confirmed: the only initializer that " \
            "trained. Learned at no rate (stuck at chance or diverged; rows below), so no seeds: " \

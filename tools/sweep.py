@@ -205,14 +205,16 @@ def grid_table(sweeps):
         e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
                           if not r["diverged"] and r["test_accuracy"] is not None}
         for e in summary["experiments"]})
+    diverged = {e["experiment"]: [r["seed"] for r in e["runs"] if r["diverged"]]
+                for e in summary["experiments"]}
     fan = grid["set"].get("model.depthwise_fan", load_study().model.depthwise_fan)
     step0 = {cell_name(c["activation"], c["initializer"]): float(c["drift"])
              for c in read_tsv(os.path.join("grid", "cells.tsv"))
-             if c["batch_norm"] == "false" and c["depthwise_fan"] == fan}
+             if c["batch_norm"] is False and c["depthwise_fan"] == fan}  # read_tsv parses bools
     with open(os.path.join("reference", "published.yaml")) as f:
         advice = yaml.safe_load(f)["advice"]
     lines = grid_markdown(grid, search, best, left_out, seeded, advice, step0, band,
-                          summary["settings"])
+                          summary["settings"], diverged)
     text = "\n".join(lines) + "\n"
     write_text(os.path.join("findings", "trained_grid.md"), text)
     print(text)

@@ -114,10 +114,12 @@ def spearman_interval(x, y, confidence=0.95):
             "ci_high": math.tanh(z + q * se)}
 
 
-def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, settings):
+def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, settings,
+                  diverged=None):
     """findings/trained_grid.md's tables. `seeded`: {cell: {seed: test accuracy}} from the
     seeds step's report; `step0`: {cell: the step-0 grid's drift} (lower keeps signal and
-    gradient better; its own column); `settings`: the line that states data, epochs and model."""
+    gradient better; its own column); `settings`: the line that states data, epochs and model;
+    `diverged`: {cell: seeds that diverged at its best rate}, named beside its accuracy."""
     rates = list(grid["learning_rates"])
     lines = [settings, "",
              f"Rate search on seed {grid['seeds'][0]}: validation accuracy per rate "
@@ -147,7 +149,10 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
                             else fmt(m.get("val_accuracy"), ".3f"))
             if initializer in runs:
                 s = summarize(list(runs[initializer].values()))
-                shown = (f"{best[cell]:g} | {s['mean']:.3f} | "
+                lost = (diverged or {}).get(cell)
+                shown = (f"{best[cell]:g} | {s['mean']:.3f}"
+                         + (f" (seed {', '.join(map(str, lost))} diverged)" if lost else "")
+                         + " | "
                          + (f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
                             if s["ci_low"] is not None else "-"))
             else:
