@@ -229,12 +229,11 @@ def waiting(status_table):
 def queue(name, runs):
     check_plan(runs)  # a bad override stops here, not in five background runs
     finished = set(dvc("exp", "list", "--all-commits", "--name-only").split())
-    pending = waiting(dvc("queue", "status"))
-    for exp, _ in runs:
-        if exp in finished | pending:
-            print(f"{exp} already {'finished' if exp in finished else 'in the queue'}: "
-                  "not queued again")
-    runs = [(exp, overrides) for exp, overrides in runs if exp not in finished | pending]
+    skip = finished | waiting(dvc("queue", "status"))
+    for exp in [exp for exp, _ in runs if exp in skip]:
+        print(f"{exp} already {'finished' if exp in finished else 'in the queue'}: "
+              "not queued again")
+    runs = [(exp, overrides) for exp, overrides in runs if exp not in skip]
     for exp, overrides in runs:
         args = ["exp", "run", "--queue", "-n", exp]
         for o in overrides:

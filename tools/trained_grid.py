@@ -190,6 +190,9 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
 def search_test(search):
     """{cell: the search's test accuracy at the rate with the best validation accuracy},
     stuck cells included; cells that diverged at every rate left out."""
-    return {cell: found[1]["test_accuracy"] for cell, found
-            in ((c, best_run(by_rate)) for c, by_rate in search.items())
-            if found and found[1].get("test_accuracy") is not None}
+    out = {}
+    for cell, by_rate in search.items():
+        found = best_run(by_rate)
+        if found and found[1].get("test_accuracy") is not None:
+            out[cell] = found[1]["test_accuracy"]
+    return out
