@@ -1,6 +1,6 @@
 """Trainings side by side, as the train stage runs an experiment's seeds: one training alone
 against N at once (each a fresh process under the study's CPU settings, one thread per op),
-images/s per run and in total; and the study's own trainings (models/*/seed*/history.json of
+images/s per run and in total; and the study's own trainings (logs/*/seed*.json of
 the last `dvc repro`), which also score, recalibrate BN and log weight updates each epoch.
 
 Usage: python -m bench.parallel [--prepared data/prepared] [--epochs 3] [--steps 150]
@@ -13,6 +13,7 @@ import os
 import statistics
 
 from bench.portability import cpu_name, finish_variant, run_variant, start_variant
+from initstudy.paths import LOGS
 
 
 def side_by_side(prepared, runs, epochs, steps):
@@ -21,7 +22,7 @@ def side_by_side(prepared, runs, epochs, steps):
     return [finish_variant(p) for p in processes]
 
 
-def study_speeds(pattern=os.path.join("models", "*", "seed*", "history.json")):
+def study_speeds(pattern=os.path.join(LOGS, "*", "seed*.json")):
     """images/s of each training of the last `dvc repro` (whole epochs, scoring excluded)."""
     speeds = [json.load(open(path))["images_per_second"] for path in sorted(glob.glob(pattern))]
     return {"runs": len(speeds), "median_images_per_second": statistics.median(speeds),

@@ -3,7 +3,6 @@ import numpy as np
 
 from initstudy.stats import summarize
 
-TIMINGS = ("train_seconds", "images_per_second")  # never repeat: kept out of git-tracked files
 SETTINGS = ("device", "precision", "jit_compile", "steps_per_execution", "deterministic")
 
 
@@ -30,7 +29,7 @@ def run_record(seed, history):
             "val_accuracy_raw": last.get("val_accuracy_raw"),
             "test_accuracy": None, "test_loss": None,
             "test_accuracy_raw": None, "test_loss_raw": None,
-            **{k: history[k] for k in TIMINGS}, **history["settings"]}
+            **history["settings"]}
 
 
 def r4(x):
@@ -55,11 +54,6 @@ def experiment_metrics(runs):
     # the same for every seed of one experiment on one machine
     metrics.update({k: runs[0][k] for k in SETTINGS})
     return metrics
-
-
-def speed_metrics(runs):
-    """Mean timings across runs, for the DVC-cached eval/<experiment>/speed.json."""
-    return {key: r4(summarize([r[key] for r in runs])["mean"]) for key in TIMINGS}
 
 
 CURVE_KEYS = ("accuracy", "inference_accuracy", "loss", "inference_loss", "val_accuracy",

@@ -1,9 +1,11 @@
 """Atomic file writes (a crash never leaves a half-written file for DVC to record), JSON and
-TSV in the one format every stage uses."""
+TSV in the one format every stage uses, and Keras models saved byte for byte the same."""
 import csv
 import json
 import os
+import re
 import tempfile
+import zipfile
 from contextlib import contextmanager
 
 
@@ -44,6 +46,32 @@ def write_json(path, obj, indent=2):
 def write_text(path, text):
     with atomic(path) as tmp, open(tmp, "w") as f:
         f.write(text)
+
+
+def save_model(model, path):
+    """model.save(path), atomically and reproducibly: the same model gives the same bytes in
+    any process on any day, so a rerun's DVC hash matches. Keras stamps the save into the
+    archive (metadata.json's `date_saved`, each zip entry's time) and numbers shared objects
+    by Python id() (config.json's `shared_object_id`); here the stamp is fixed and the ids
+    are renumbered in order of first use, which load_model reads the same way."""
+    with atomic(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp) as z:
+            entries = [(info, z.read(info)) for info in z.infolist()]
+        with zipfile.ZipFile(tmp, "w") as z:
+            for info, data in entries:
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata["date_saved"] = None
+                    data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    ids = {}
+                    data = re.sub(rb'"shared_object_id": (\d+)',
+                                  lambda m: b'"shared_object_id": %d' % ids.setdefault(
+                                      m.group(1), len(ids) + 1), data)
+                fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+                z.writestr(fixed, data)
 
 
 def read_json(path):

@@ -13,6 +13,8 @@ import time
 
 from initstudy.device import parallel_runs
 from initstudy.errors import StudyError
+from initstudy.files import write_json
+from initstudy.paths import timings_path
 
 
 def _relay(process, prefix, last):
@@ -61,6 +63,12 @@ def train_seeds(experiment, seeds, setting="auto"):
     wall = time.perf_counter() - start
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = used.ru_utime + used.ru_stime
+    cores = len(os.sched_getaffinity(0))
     print(f"trained {len(seeds)} run(s) of {experiment} in {wall:.0f} s: CPU {cpu:.0f} s, "
-          f"{cpu / wall:.2f} of {len(os.sched_getaffinity(0))} cores busy on average; "
+          f"{cpu / wall:.2f} of {cores} cores busy on average; "
           f"largest run's peak memory {used.ru_maxrss / 1024:.0f} MB", flush=True)
+    os.makedirs(os.path.dirname(timings_path(experiment)), exist_ok=True)
+    write_json(timings_path(experiment), {
+        "seeds": list(seeds), "runs_side_by_side": workers, "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1), "cores": cores, "cores_busy": round(cpu / wall, 2),
+        "peak_memory_mb": round(used.ru_maxrss / 1024)})

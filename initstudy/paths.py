@@ -17,6 +17,16 @@ def run_dir(experiment, seed):
 BN_RAW = "bn_raw.npz"
 
 
+# Wall-clock timings never repeat, so they stay out of every DVC output (dvc.lock records
+# their hashes) and out of git: logs/<experiment>/ (gitignored) holds each run's.
+LOGS = "logs"
+
+
+def timings_path(experiment, seed=None):
+    """A run's timings (logs/<experiment>/seed<k>.json); with no seed, its train stage's."""
+    return os.path.join(LOGS, experiment, f"seed{seed}.json" if seed is not None else "train.json")
+
+
 def eval_dir(experiment):
     return os.path.join(EVAL, experiment)
 

@@ -9,8 +9,8 @@ import shutil
 import time
 
 from initstudy.data import PREPARED, fixed_batch, make_dataset
-from initstudy.files import read_json, write_json, write_tsv
-from initstudy.paths import BN_RAW
+from initstudy.files import read_json, save_model, write_json, write_tsv
+from initstudy.paths import BN_RAW, timings_path
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
 
@@ -84,18 +84,28 @@ def epoch_scores(model, validation_ds, inference_ds, bn_ds):
 
 
 def save_checkpoint(ckpt, model, live_dir, state, raw_stats):
-    """A resumable state of a run, swapped in whole: a kill never leaves half of one."""
+    """A resumable state of a run, written whole beside the last one and swapped in; its
+    state.json goes last, so a folder holding one is complete (see checkpoint_to_resume)."""
     from initstudy import batchnorm
 
     tmp = ckpt + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    model.save(os.path.join(tmp, "model.keras"))
+    save_model(model, os.path.join(tmp, "model.keras"))
     shutil.copytree(live_dir, os.path.join(tmp, "live"))
-    write_json(os.path.join(tmp, "state.json"), state)
     batchnorm.save_statistics(os.path.join(tmp, BN_RAW), raw_stats)
+    write_json(os.path.join(tmp, "state.json"), state)
     shutil.rmtree(ckpt, ignore_errors=True)
     os.replace(tmp, ckpt)
+
+
+def checkpoint_to_resume(ckpt):
+    """The complete checkpoint folder of a run, or None: `ckpt`, or its new state when a
+    kill came after the old one was removed and before the new one was renamed."""
+    for folder in (ckpt, ckpt + ".tmp"):
+        if os.path.exists(os.path.join(folder, "state.json")):
+            return folder
+    return None
 
 
 def train_run(study, experiment, seed, manifest, out):
@@ -122,18 +132,20 @@ def train_run(study, experiment, seed, manifest, out):
     count = manifest["splits"]["train"]["count"]
     steps = math.ceil(count / train.batch_size)
     ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(study, experiment, seed, manifest)}")
+    # train_seconds: each epoch's training time (validation excluded), for logs/ alone
     state = {"epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []}
     raw_stats = {}  # BN statistics as training left them at the last epoch's end
     os.makedirs(out, exist_ok=True)
     live_dir = os.path.join(out, "live")
-    if os.path.exists(os.path.join(ckpt, "state.json")):
-        state = read_json(os.path.join(ckpt, "state.json"))
-        model = keras.models.load_model(os.path.join(ckpt, "model.keras"))
-        shutil.copytree(os.path.join(ckpt, "live"), live_dir, dirs_exist_ok=True)
-        if os.path.exists(os.path.join(ckpt, BN_RAW)):
-            raw_stats = batchnorm.load_statistics(os.path.join(ckpt, BN_RAW))
+    resume = checkpoint_to_resume(ckpt)
+    if resume:
+        state = read_json(os.path.join(resume, "state.json"))
+        model = keras.models.load_model(os.path.join(resume, "model.keras"))
+        shutil.copytree(os.path.join(resume, "live"), live_dir, dirs_exist_ok=True)
+        if os.path.exists(os.path.join(resume, BN_RAW)):
+            raw_stats = batchnorm.load_statistics(os.path.join(resume, BN_RAW))
         done = "finished" if len(state["epochs"]) >= train.epochs else "resuming"
-        print(f"{done} {name} seed {seed} after epoch {len(state['epochs'])} from {ckpt}")
+        print(f"{done} {name} seed {seed} after epoch {len(state['epochs'])} from {resume}")
     else:
         # LSUV fits its scales to the first batch this run will train on (seeded, logged)
         images = fixed_batch(PREPARED, manifest, train.batch_size, seed)[0] \
@@ -208,7 +220,7 @@ def train_run(study, experiment, seed, manifest, out):
     # any metric not finite (the training loss stops the run; a validation loss may go first)
     diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
     finite = [e for e in epochs if all(v is not None for v in e.values())]
-    model.save(os.path.join(out, "model.keras"))
+    save_model(model, os.path.join(out, "model.keras"))
     batchnorm.save_statistics(os.path.join(out, BN_RAW), raw_stats)
     write_tsv(os.path.join(out, "weight_updates.tsv"), updates.rows,
               ("step", "layer", "kind", "weight_norm", "update_ratio"))
@@ -232,8 +244,10 @@ def train_run(study, experiment, seed, manifest, out):
         "schedule": train.schedule, "precise_bn_batches": train.precise_bn_batches,
         "seed": seed, "epochs": len(epochs), "diverged": diverged is not None,
         "diverged_epoch": diverged, "last_finite": finite[-1] if finite else None,
-        "train_seconds": sum(state["train_seconds"]),
-        "images_per_second": count * len(epochs) / sum(state["train_seconds"]),
         "settings": dataclasses.asdict(settings),
         "history": epochs})
+    os.makedirs(os.path.dirname(timings_path(name, seed)), exist_ok=True)
+    write_json(timings_path(name, seed), {
+        "epoch_seconds": state["train_seconds"], "train_seconds": sum(state["train_seconds"]),
+        "images_per_second": count * len(epochs) / sum(state["train_seconds"])})
     return diverged

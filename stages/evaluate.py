@@ -11,7 +11,7 @@ import sys
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest, make_dataset
 from initstudy.stage import run_stage
-from initstudy.evaluation import experiment_metrics, run_record, score, speed_metrics
+from initstudy.evaluation import experiment_metrics, run_record, score
 from initstudy.files import atomic, read_json, writable, write_json
 from initstudy.paths import BN_RAW, METRICS, eval_dir, metrics_path, run_dir
 
@@ -63,9 +63,6 @@ def main():
         print(f"{name} seed {seed}: {state}")
     write_json(os.path.join(out, "runs.json"), runs)
     write_json(metrics_path(name), experiment_metrics(runs))
-    # Timings never repeat bit for bit, so they stay out of the git-tracked metrics/ (which
-    # `dvc repro --force` must leave unchanged); DVC still shows them as metrics.
-    write_json(os.path.join(out, "speed.json"), speed_metrics(runs))
 
 
 if __name__ == "__main__":

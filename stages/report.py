@@ -10,7 +10,7 @@ from initstudy import plots
 from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
-from initstudy.evaluation import TIMINGS, mean_curve
+from initstudy.evaluation import mean_curve
 from initstudy.files import read_json, read_tsv, writable, write_json, write_text
 from initstudy.grid import grid_verdicts
 from initstudy.paths import (GRID, REPORT, eval_dir, metrics_path, remove_stale_results,
@@ -77,8 +77,7 @@ def main():
         "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
                          "activation": e["activation"], "learning_rate": e["learning_rate"],
                          **e["metrics"],
-                         "runs": [{k: v for k, v in r.items() if k not in TIMINGS}
-                                  for r in e["runs"]]} for e in experiments],
+                         "runs": e["runs"]} for e in experiments],
         "test_accuracy_analysis": analysis,
         "pairwise_welch_test_accuracy": tests}))
     # one short column per experiment in `dvc exp show` (README: compare experiments)

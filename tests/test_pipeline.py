@@ -3,6 +3,7 @@ then an experiment that changes one experiment."""
 import ast
 import json
 import os
+import shutil
 
 import pytest
 import yaml
@@ -79,16 +80,18 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
 
     assert ran_stages(sh("dvc repro", repo)) == []  # nothing changed, nothing runs
 
-    # bit-for-bit on a CPU: a forced rerun of everything (each stage a new process) writes
-    # the same shards and leaves the git-tracked results as they were (timings live in the
-    # DVC-cached eval/<experiment>/speed.json)
+    # bit-for-bit on a CPU: a forced rerun of everything (each stage a new process, seconds
+    # later) writes the same shards, models and results: dvc.lock's hashes included, git is
+    # clean. Timings, which never repeat, are in the untracked logs/.
     prepared = prepared_hash(repo)
     all_stages = ran_stages(log)
+    timings = (repo / "logs" / "he_normal" / "seed0.json").read_text()
+    shutil.rmtree(repo / ".checkpoints")  # else train rebuilds its outputs from them, untrained
     assert ran_stages(sh("dvc repro --force", repo)) == all_stages
     assert prepared_hash(repo) == prepared
-    # (dvc.lock changes: models and timings are DVC-cached and never repeat bit for bit)
-    assert sh("git status --porcelain -- metrics report grid", repo) == ""
-    assert "images_per_second" in sh("dvc metrics show", repo)
+    assert sh("git status --porcelain", repo) == ""
+    assert (repo / "logs" / "he_normal" / "seed0.json").read_text() != timings
+    assert json.loads(timings)["images_per_second"] > 0
 
     # a typo in one experiment: the stage stops with one line and no committed result changes
     good = (repo / "params.yaml").read_text()
@@ -103,7 +106,6 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     assert ran_stages(log) == ["evaluate@he_normal", "report", "step0@he_normal",
                                "train@he_normal"]
     diff = json.loads(sh("dvc metrics diff --json", repo))
-    # (timings in eval/*/speed.json differ after the forced rerun; results must not)
     assert {k for k in diff if k.startswith("metrics")} <= {
         os.path.join("metrics", "he_normal.json"),
         os.path.join("metrics", "step0", "he_normal.json")}, diff

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -101,6 +102,34 @@ def test_raw_statistics_round_trip(tmp_path):
     for name in stats:
         np.testing.assert_array_equal(loaded[name][0], stats[name][0])
         np.testing.assert_array_equal(loaded[name][1], stats[name][1])
+
+
+def test_a_checkpoint_counts_only_once_complete(tmp_path, monkeypatch):
+    """A kill while the next checkpoint is written leaves the last one to resume from; a kill
+    after the last one is removed and before the next is renamed leaves the next, complete."""
+    from initstudy import batchnorm, training
+
+    model, live, ckpt = small_bn_model(), tmp_path / "live", str(tmp_path / "run")
+    live.mkdir()
+    assert training.checkpoint_to_resume(ckpt) is None
+    training.save_checkpoint(ckpt, model, str(live), {"epochs": [1]}, {})
+    assert training.checkpoint_to_resume(ckpt) == ckpt
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batchnorm, "save_statistics", killed)  # the step before state.json
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint(ckpt, model, str(live), {"epochs": [1, 2]}, {})
+    assert training.checkpoint_to_resume(ckpt) == ckpt
+    assert json.loads(open(os.path.join(ckpt, "state.json")).read())["epochs"] == [1]
+
+    monkeypatch.undo()
+    training.save_checkpoint(str(tmp_path / "next"), model, str(live), {"epochs": [1, 2]}, {})
+    shutil.rmtree(ckpt + ".tmp")  # the killed attempt's, as save_checkpoint would
+    os.rename(tmp_path / "next", ckpt + ".tmp")
+    shutil.rmtree(ckpt)
+    assert training.checkpoint_to_resume(ckpt) == ckpt + ".tmp"
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "linear"])
