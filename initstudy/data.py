@@ -95,22 +95,34 @@ def source_line(manifest):
 
 
 # ---------------------------------------------------------------- image folder / archive
-def _layout(relpath, is_dir):
-    """(split, class, file name) of <split>/<class>/<file>, or (split, class, None) of a class
-    folder <split>/<class>, under any leading folders; None for anything else."""
+def _class_path(relpath):
+    """(split, class, path inside the class folder) of anything under <split>/<class>/, at any
+    depth ("" for the class folder itself), under any leading folders: the first folder named
+    train or test is the split, the one below it the class; None for anything else."""
     parts = relpath.replace("\\", "/").strip("/").split("/")
-    depth = 2 if is_dir else 3
-    for i, part in enumerate(parts):
-        if part in SPLITS and len(parts) - i == depth:
-            return part, parts[i + 1], None if is_dir else parts[i + 2]
+    for i, part in enumerate(parts[:-1]):
+        if part in SPLITS:
+            return part, parts[i + 1], "/".join(parts[i + 2:])
     return None
 
 
+def _layout(relpath, is_dir):
+    """(split, class, path inside the class folder) of a file anywhere under <split>/<class>/
+    (<split>/<class>/<file>, or <split>/<class>/<sub>/.../<file>: nested folders are read as
+    images of that class), or (split, class, None) of a class folder <split>/<class>, under any
+    leading folders; None for anything else (a folder nested in a class folder included)."""
+    hit = _class_path(relpath)
+    if not hit or bool(hit[2]) == is_dir:
+        return None
+    return hit if hit[2] else (hit[0], hit[1], None)
+
+
 def _image_entries(path):
-    """(split, class, file name, path relative to `path`, opener) for every file under
-    train/<class>/ and test/<class>/, and (split, class, None, relative path, None) for every
-    class folder itself, so that an empty one is seen. Links in a folder are followed (the
-    file system resolves them); a link member of an archive is an error (see below)."""
+    """(split, class, path inside the class folder, path relative to `path`, opener) for every
+    file under train/<class>/ and test/<class>/, at any depth, and (split, class, None, relative
+    path, None) for every class folder itself, so that an empty one is seen. Links in a folder
+    are followed (the file system resolves them); a link member of an archive is an error (see
+    below)."""
     if os.path.isdir(path):
         for root, dirs, files in os.walk(path, followlinks=True):
             for name, is_dir in [(d, True) for d in dirs] + [(f, False) for f in files]:
@@ -129,8 +141,7 @@ def _image_entries(path):
                     # tar keeps both; extracting it would keep the last one only
                     raise StudyError(f"{path}: {name}: appears twice in the archive")
                 seen.add(name)
-                if (member.issym() or member.islnk()) and (_layout(name, False) or
-                                                           _layout(name, True)):
+                if (member.issym() or member.islnk()) and _class_path(name):
                     # Not followed: a symlink's target may lie outside the archive (bytes the
                     # archive's sha256 and DVC's hash never saw); skipping it would drop an
                     # image unseen. Same rule for hard links, to keep one rule.
@@ -158,21 +169,57 @@ def _why_not_an_image(error):
     return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
 
 
+class _OutOfRange(ValueError):
+    """An image whose values do not fit the range its mode is read in (see _rgb8)."""
+
+
+def _rgb8(im):
+    """uint8 HxWx3 of a PIL image of any mode. Every 8-bit mode (1, L, LA, P, PA, RGB, RGBA,
+    CMYK, YCbCr, ...) is PIL's convert("RGB"), as always; PIL itself reads 16-bit RGB(A) files
+    into 8-bit modes by their high byte. The wide grey modes convert("RGB") would clip to 255
+    (a 16-bit image turns white) are scaled here instead: 16-bit (I;16, I;16B, I;16L, I;16N) by
+    the high byte (value >> 8, as PIL reads 16-bit RGB); 32-bit integer (I) likewise, its
+    values read as 16-bit (0..65535); float (F) from 0..1 (round(value * 255)). Values outside
+    that range raise _OutOfRange (no silent clipping)."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(im)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            raise _OutOfRange(f"a 32-bit integer image (mode I) with values {values.min()}.."
+                              f"{values.max()}; mode I is read as 16-bit (0..65535), float "
+                              "(mode F) as 0..1: store it as an 8 or 16-bit image")
+        grey = (values.astype(np.uint32) >> 8).astype(np.uint8)
+    elif mode == "F":
+        values = np.asarray(im, dtype=np.float64)
+        if values.size and not (np.isfinite(values).all() and 0 <= values.min()
+                                and values.max() <= 1):
+            raise _OutOfRange(f"a float image (mode F) with values {values.min():g}.."
+                              f"{values.max():g}; float images are read as 0..1, 32-bit "
+                              "integer (mode I) as 0..65535: store it as an 8 or 16-bit image")
+        grey = np.round(values * 255).astype(np.uint8)
+    else:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
 def read_image_folder(path, storage_size, max_per_class=None):
-    """Images of `path` (a folder or .tar.gz of train/<class>/*, test/<class>/*) as uint8
-    arrays at storage_size x storage_size RGB; classes are the sorted folder names. Anything
-    that would change the data unseen (an empty class folder, a class in one split only, a
-    link member, a file PIL cannot read) is a StudyError naming it, raised before any output."""
+    """Images of `path` (a folder or .tar.gz of train/<class>/*, test/<class>/*; images in
+    folders nested in a class folder, at any depth, are images of that class) as uint8 arrays
+    at storage_size x storage_size RGB, each class's in the order of their paths inside the
+    class folder; classes are the sorted folder names. Images of any bit depth are scaled to 8
+    bits (_rgb8). Anything that would change the data unseen (an empty class folder, a class in
+    one split only, a link member, a file PIL cannot read) is a StudyError naming it, raised
+    before any output."""
     from PIL import Image
 
-    files = defaultdict(list)  # (split, class) -> [(name, relative path, opener)]
+    files = defaultdict(list)  # (split, class) -> [(path in the class folder, relpath, opener)]
     class_folders = {}  # (split, class) -> its relative path, as the errors name it
     skipped = []  # files in a class folder whose names are not images
     entries = _image_entries(path)
     for split, cls, name, relpath, opener in _progress(entries, desc=f"reading {path}",
                                                        unit=" files"):
         class_folders.setdefault((split, cls), relpath if name is None else
-                                 relpath.rsplit("/", 1)[0])
+                                 relpath[:-len(name) - 1])
         if name is None:
             continue
         if name.lower().endswith(IMAGE_SUFFIXES):
@@ -182,6 +229,11 @@ def read_image_folder(path, storage_size, max_per_class=None):
     if skipped:
         print(f"skipped {len(skipped)} file(s) whose names are not images "
               f"({', '.join(sorted(skipped)[:3])}{', ...' if len(skipped) > 3 else ''})")
+    nested = sorted(relpath for found in files.values() for name, relpath, _ in found
+                    if "/" in name)
+    if nested:  # said, as the skipped files are: a stray copy in a subfolder is read too
+        print(f"read {len(nested)} image(s) in folders nested in a class folder as images of "
+              f"that class ({', '.join(nested[:3])}{', ...' if len(nested) > 3 else ''})")
     for (split, cls), folder in sorted(class_folders.items()):
         if not files[split, cls]:
             raise StudyError(f"class folder {folder} in {path!r} holds no images")
@@ -201,13 +253,16 @@ def read_image_folder(path, storage_size, max_per_class=None):
     for split in SPLITS:
         chosen = []
         for label, cls in enumerate(classes):
-            found = sorted(files[split, cls], key=lambda f: f[0])  # by file name
+            # by path inside the class folder (the file name, in a flat one), then full path
+            found = sorted(files[split, cls], key=lambda f: f[:2])
             chosen += [(relpath, opener, label) for _, relpath, opener in found[:max_per_class]]
         images = []
         for relpath, opener, _ in _progress(chosen, desc=f"decoding {split}", unit=" img"):
             try:
                 with opener() as f, Image.open(f) as im:
-                    image = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                    image = _rgb8(im)
+            except _OutOfRange as e:
+                raise StudyError(f"{path}: {relpath}: {e}") from None
             except Exception as e:  # PIL raises many types for a bad file
                 raise StudyError(f"{path}: {relpath}: not an image PIL can read "
                                  f"({_why_not_an_image(e)})") from None
@@ -338,34 +393,71 @@ def write_tfrecords(images, labels, out_dir, split, num_shards):
              "sha256": _sha256(p)} for i, p in enumerate(paths)]
 
 
+def check_varied(splits, channel_std, source=None):
+    """Refuses, in one line, data no model can learn from: a split in which a channel has one
+    value throughout (std 0; the model's input standardisation divides by the training split's
+    std as the manifest records it, to 4 decimals), or whose images are all the same (a set of
+    16-bit images that all decoded to white, copies of one image)."""
+    what = (source or {}).get("folder") or (source or {}).get("tfds") or "the data"
+    allowed = "prepare accepts images that differ, with pixels that vary in every channel"
+    for split, (images, _) in splits.items():
+        channels = images.shape[-1]
+        names = "RGB" if channels == 3 else [str(c) for c in range(channels)]
+        low, high = images.min(axis=(0, 1, 2)), images.max(axis=(0, 1, 2))
+        flat = [c for c in range(channels)
+                if low[c] == high[c] or (split == "train" and channel_std[c] == 0)]
+        if flat:
+            values = ", ".join(f"{names[c]} {low[c]}" if low[c] == high[c] else
+                               f"{names[c]} all but a few pixels" for c in flat)
+            raise StudyError(f"{what}: the {split} images do not vary in channel(s) "
+                             f"{', '.join(names[c] for c in flat)} (every pixel the same: "
+                             f"{values}; std 0, which the model's input standardisation "
+                             f"divides by); {allowed}, in every split")
+        if len(images) > 1 and (images.min(axis=0) == images.max(axis=0)).all():
+            raise StudyError(f"{what}: all {len(images)} {split} images are identical; "
+                             f"{allowed}, in every split")
+
+
 def write_prepared(classes, splits, out_dir, num_shards, source, validation=None):
     """Shards and manifest into out_dir, built beside it and renamed into place at the end;
-    `validation` records how the validation split was drawn."""
-    tmp = out_dir.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    `validation` records how the validation split was drawn. Data no model can learn from is
+    refused first (check_varied); a failure leaves out_dir as it was and no temp folder."""
     train_images = splits["train"][0]
+    # per-channel statistics of the training split, for the model's standardisation
+    channel_std = train_images.std(axis=(0, 1, 2), dtype=np.float64).round(4).tolist()
+    check_varied(splits, channel_std, source)
     manifest = {
         "source": source,
         "validation": validation,
         "classes": list(classes),
         "image_shape": list(train_images.shape[1:]),
-        # per-channel statistics of the training split, for the model's standardisation
         "channel_mean": train_images.mean(axis=(0, 1, 2), dtype=np.float64).round(4).tolist(),
-        "channel_std": train_images.std(axis=(0, 1, 2), dtype=np.float64).round(4).tolist(),
+        "channel_std": channel_std,
         "splits": {},
     }
-    for split, (images, labels) in splits.items():
-        counts = np.bincount(labels, minlength=len(classes))
-        manifest["splits"][split] = {
-            "count": int(len(labels)),
-            "per_class": {c: int(n) for c, n in zip(classes, counts)},
-            "shards": write_tfrecords(images, labels, tmp, split, num_shards),
-        }
-    with open(os.path.join(tmp, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=2)
-    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir = out_dir.rstrip("/")
+    tmp, old = out_dir + ".tmp", out_dir + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        for split, (images, labels) in splits.items():
+            counts = np.bincount(labels, minlength=len(classes))
+            manifest["splits"][split] = {
+                "count": int(len(labels)),
+                "per_class": {c: int(n) for c, n in zip(classes, counts)},
+                "shards": write_tfrecords(images, labels, tmp, split, num_shards),
+            }
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # the last output is moved aside, not deleted, until the new one is in place
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(out_dir):
+        os.replace(out_dir, old)
     os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 

@@ -2,7 +2,9 @@
 tensorflow-datasets' CIFAR-10 -> train / validation (carved from train, stratified) / test
 TFRecord shards + manifest in data/prepared. Every input is checked before any output is
 written: a bad one (an empty class folder, a class in one split only, a link in an archive,
-a file that is not an image) stops it with one line naming it."""
+a file that is not an image, images that do not vary) stops it with one line naming it, and
+data/prepared stays as it was. Images in subfolders of a class folder are read as that class's;
+images of any bit depth are scaled to 8 bits."""
 from initstudy import data
 from initstudy.config import load_study
 from initstudy.stage import run_stage

@@ -5,8 +5,10 @@ import os
 import shutil
 import tarfile
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import ROOT, listing, make_folder, png, project, sh, stage, write_params
 from initstudy import data
@@ -134,6 +136,183 @@ def test_source_line_names_the_path_as_given_and_its_hash():
         "data: data/x.tar.gz (no sha256 recorded: re-run prepare)"
 
 
+# ---------------------------------------------------------------- nested folders, bit depths
+def write_tree(root, files):
+    """{relative path: bytes} as files under `root` and, the same members in the same order, as
+    `root`.tar.gz; returns (folder, archive)."""
+    with tarfile.open(f"{root}.tar.gz", "w:gz") as tar:
+        for relpath, payload in files.items():
+            (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (root / relpath).write_bytes(payload)
+            add(tar, relpath, payload)
+    return str(root), f"{root}.tar.gz"
+
+
+def decoded(payload):
+    return np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
+
+
+def test_images_in_folders_nested_in_a_class_folder_are_read_and_hashed(tmp_path, capsys):
+    # 20 train and 6 test images, half or more of each class in sub/ (the last in sub/deeper/)
+    files = {}
+    for split, n in [("train", 10), ("test", 3)]:
+        for cls in ("a", "b"):
+            for i in range(n):
+                sub = "" if i < n // 2 else "sub/" if i < n - 1 else "sub/deeper/"
+                files[f"{split}/{cls}/{sub}{i}.png"] = png(len(files))
+    folder, archive = write_tree(tmp_path / "images", files)
+    from_folder = data.read_image_folder(folder, 8)
+    assert "read 14 image(s) in folders nested in a class folder as images of that class " \
+           "(test/a/sub/1.png, test/a/sub/deeper/2.png, test/b/sub/1.png, ...)" in \
+           capsys.readouterr().out
+    classes, splits = data.read_image_folder(archive, 8)
+    assert classes == from_folder[0] == ["a", "b"]
+    for split, n in [("train", 10), ("test", 3)]:
+        images, labels = splits[split]
+        assert labels.tolist() == [0] * n + [1] * n
+        np.testing.assert_array_equal(images, from_folder[1][split][0])  # folder == archive
+        # each class in the order of its paths: the flat files, then sub/, sub/deeper/
+        ordered = sorted(files)  # (a flat name sorts before "sub/...": "0.png" < "sub")
+        want = [decoded(files[p]) for p in ordered if p.startswith(f"{split}/")]
+        np.testing.assert_array_equal(images, np.stack(want))
+    # the folder's hash covers the nested images: a changed one changes it
+    before = data.source_hash(folder)
+    assert before["files"] == 26
+    (tmp_path / "images" / "train" / "b" / "sub" / "deeper" / "9.png").write_bytes(png(99))
+    assert data.source_hash(folder)["sha256"] != before["sha256"]
+    # a nested file that is not an image is counted as skipped, not dropped unseen
+    (tmp_path / "images" / "train" / "a" / "sub" / "notes.txt").write_text("x")
+    data.read_image_folder(folder, 8)
+    assert "skipped 1 file(s) whose names are not images (train/a/sub/notes.txt)" in \
+           capsys.readouterr().out
+
+
+def test_a_set_with_every_image_nested_is_read_and_an_empty_class_still_named(tmp_path):
+    files = {f"{split}/{cls}/{sub}/{i}.png": png(i)
+             for split in ("train", "test") for cls in ("a", "b")
+             for sub in ("x", "y/z") for i in range(2)}
+    for path in write_tree(tmp_path / "images", files):
+        classes, splits = data.read_image_folder(path, 8)
+        assert classes == ["a", "b"]
+        assert [len(splits[s][1]) for s in data.SPLITS] == [8, 8]
+    # a class folder with nothing but an empty subfolder still holds no images
+    (tmp_path / "images" / "test" / "c" / "empty").mkdir(parents=True)
+    (tmp_path / "images" / "train" / "c" / "sub").mkdir(parents=True)
+    (tmp_path / "images" / "train" / "c" / "sub" / "0.png").write_bytes(png(0))
+    assert message(str(tmp_path / "images")) == \
+        f"class folder test/c in {str(tmp_path / 'images')!r} holds no images"
+
+
+def test_a_nested_link_member_is_named(tmp_path):
+    archive = make_archive(tmp_path / "x.tar.gz",
+                           extra=[("train/a/sub/9.png", None, tarfile.SYMTYPE, "../0.png")])
+    assert message(archive).startswith(f"{archive}: train/a/sub/9.png: a symlink member")
+
+
+def wide(values, mode, fmt):
+    """The bytes of a `fmt` file of the 2-D array `values`, which PIL opens in mode `mode`."""
+    buffer = io.BytesIO()
+    if mode == "I;16B":
+        image = Image.frombytes(mode, values.shape[::-1], values.astype(">u2").tobytes())
+    else:
+        image = Image.fromarray(values.astype({"I;16": np.uint16, "I": np.int32,
+                                               "F": np.float32}[mode]))
+    image.save(buffer, format=fmt)
+    assert Image.open(buffer).mode == mode
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode,fmt", [("I;16", "PNG"), ("I;16B", "TIFF"), ("I", "TIFF"),
+                                      ("F", "TIFF")])
+def test_images_of_more_than_8_bits_are_scaled_not_clipped_white(tmp_path, mode, fmt):
+    rng = np.random.default_rng(0)
+    raw, files = {}, {}
+    for split, n in [("train", 6), ("test", 1)]:
+        for cls in "ab":
+            for i in range(n):
+                values = rng.integers(0, 65536, (8, 8))  # 16-bit grey
+                if mode == "F":
+                    values = values / 65535  # float, 0..1
+                raw[f"{split}/{cls}/{i}.{fmt.lower()}"] = values
+                files[f"{split}/{cls}/{i}.{fmt.lower()}"] = wide(values, mode, fmt)
+    folder, _ = write_tree(tmp_path / "images", files)
+    classes, splits = data.read_image_folder(folder, 8)
+    got = np.concatenate([splits[s][0] for s in data.SPLITS])
+    order = [p for s in data.SPLITS for p in sorted(files) if p.startswith(f"{s}/")]
+    values = np.stack([raw[p] for p in order])
+    want = np.round(values * 255) if mode == "F" else values >> 8  # 8 bits, grey as RGB
+    np.testing.assert_array_equal(got, np.repeat(want[..., None], 3, axis=3))
+    if mode != "F":  # the high byte is value / 257 to within one step
+        assert np.abs(got[..., 0] - np.round(values / 257)).max() <= 1
+    manifest = data.write_prepared(classes, splits, str(tmp_path / "prepared"), 1, {})
+    assert min(manifest["channel_std"]) > 30 and 64 < manifest["channel_mean"][0] < 192
+
+
+@pytest.mark.parametrize("mode,values,named", [
+    ("I", np.full((8, 8), 70000), "a 32-bit integer image (mode I) with values 70000..70000"),
+    ("F", np.full((8, 8), 2.5), "a float image (mode F) with values 2.5..2.5")])
+def test_a_wide_image_outside_the_range_it_is_read_in_is_named(tmp_path, mode, values, named):
+    folder = make_folder(tmp_path / "images", LAYOUT)
+    (tmp_path / "images" / "train" / "a" / "9.tiff").write_bytes(wide(values, mode, "TIFF"))
+    assert message(folder).startswith(f"{folder}: train/a/9.tiff: {named}; ")
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"])
+def test_8_bit_modes_are_read_as_pil_converts_them(mode):
+    image = Image.open(io.BytesIO(png(3))).convert(mode)
+    np.testing.assert_array_equal(data._rgb8(image), np.asarray(image.convert("RGB")))
+
+
+def flat_png(color):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case", ["all white", "one constant channel", "all the same image"])
+def test_data_no_model_can_learn_from_is_refused_before_any_output(tmp_path, case):
+    if case == "all white":  # what 16-bit images clipped to 255 used to prepare
+        files = {f"{s}/{c}/{i}.png": flat_png((255, 255, 255))
+                 for s in data.SPLITS for c in "ab" for i in range(3)}
+        named = ("the train images do not vary in channel(s) R, G, B (every pixel the same: "
+                 "R 255, G 255, B 255; std 0")
+    elif case == "one constant channel":
+        files = {f"{s}/{c}/{i}.png": flat_png((i * 40, 7 + i, 0))
+                 for s in data.SPLITS for c in "ab" for i in range(3)}
+        named = "the train images do not vary in channel(s) B (every pixel the same: B 0; std 0"
+    else:
+        files = {f"{s}/{c}/{i}.png": png(5) for s in data.SPLITS for c in "ab" for i in range(3)}
+        named = "all 6 train images are identical"
+    folder, _ = write_tree(tmp_path / "images", files)
+    classes, splits = data.read_image_folder(folder, 8)
+    out = tmp_path / "prepared"
+    good = data.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
+    data.write_prepared(*good, str(out), 1, {})
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    with pytest.raises(StudyError) as error:
+        data.write_prepared(classes, splits, str(out), 1, {"folder": folder})
+    assert str(error.value).startswith(f"{folder}: {named}") and "\n" not in str(error.value)
+    assert str(error.value).endswith("prepare accepts images that differ, with pixels that vary "
+                                     "in every channel, in every split")
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+    assert sorted(os.listdir(tmp_path)) == ["good.tar.gz", "images", "images.tar.gz", "prepared"]
+
+
+def test_a_failed_write_leaves_the_last_prepared_data_and_no_temp_folder(tmp_path, monkeypatch):
+    out = tmp_path / "prepared"
+    good = data.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
+    data.write_prepared(*good, str(out), 1, {})
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(data, "write_tfrecords", disk_full)
+    with pytest.raises(OSError):
+        data.write_prepared(*good, str(out), 1, {})
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+    assert sorted(os.listdir(tmp_path)) == ["good.tar.gz", "prepared"]
+
+
 # ---------------------------------------------------------------- the stage: exit 2, no output
 @pytest.fixture(scope="module")
 def prepared_study(tmp_path_factory):
@@ -153,7 +332,7 @@ def snapshot(folder):
 
 
 @pytest.mark.parametrize("case", ["empty class", "symlink member", "class in one split",
-                                  "not an image"])
+                                  "not an image", "constant images"])
 def test_bad_input_stops_prepare_in_one_line_and_keeps_the_last_outputs(
         prepared_study, tmp_path, case):
     study = tmp_path / "study"
@@ -168,6 +347,12 @@ def test_bad_input_stops_prepare_in_one_line_and_keeps_the_last_outputs(
     elif case == "class in one split":
         make_archive(archive, {"train": {"a": 4, "b": 4}, "test": {"a": 1}})
         named = "(only in train: b)"
+    elif case == "constant images":  # read and split fine; refused before shards are written
+        with tarfile.open(archive, "w:gz") as tar:
+            for name in [f"{s}/{c}/{i}.png" for s, n in [("train", 4), ("test", 1)]
+                         for c in "ab" for i in range(n)]:
+                add(tar, name, flat_png((255, 255, 255)))
+        named = "the train images do not vary in channel(s) R, G, B"
     else:
         make_archive(archive, extra=[("train/b/9.png", b"not an image")])
         named = "train/b/9.png: not an image PIL can read (cannot identify image file)"
