@@ -3,9 +3,13 @@
 One training with one thread per op keeps about one core busy, and `dvc repro` runs one
 stage at a time; so the train stage of an experiment runs its seeds as parallel processes.
 Each run is still alone in its process (same weights as one at a time, its own checkpoint
-and resume), and the first run that fails stops the others with its own one-line error."""
+and resume), and the first run that fails stops the others with its own one-line error.
+No training outlives its stage (end_with_parent): `kill -9` of dvc ends the stage's process,
+which ends its runs; a run moves its outputs into models/ only while its stage still runs."""
+import ctypes
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +19,59 @@ from initstudy.device import parallel_runs
 from initstudy.errors import StudyError
 from initstudy.files import write_json
 from initstudy.paths import timings_path
+
+
+# A run's environment: the pid of the stage process that started it (train_seeds).
+PARENT = "INITSTUDY_TRAIN_PARENT"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent=None, sig=signal.SIGKILL):
+    """Makes this process receive `sig` when its parent ends, `kill -9` included: Linux's
+    parent-death signal, elsewhere a thread that checks every second. A parent that ended
+    before (`parent`, default the current one, no longer this process's parent) sends it at
+    once. Returns the parent's pid."""
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    except (AttributeError, OSError, TypeError):  # not Linux
+        threading.Thread(target=_watch_parent, args=(parent, sig), daemon=True).start()
+    if os.getppid() != parent:  # it ended before the signal was set
+        os.kill(os.getpid(), sig)
+    return parent
+
+
+def _watch_parent(parent, sig):
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), sig)
+
+
+def end_with_parent():
+    """Called first by `python -m stages.train`: a run started by train_seeds ends (SIGKILL)
+    with the stage process that started it; the stage process, when DVC runs it (DVC sets
+    DVC_STAGE), ends (SIGTERM: it stops its runs first) with dvc. Started by hand, the stage
+    (or one run) is not tied to its shell: nohup works as before."""
+    if os.environ.get(PARENT):
+        die_with_parent(int(os.environ[PARENT]), signal.SIGKILL)
+    elif os.environ.get("DVC_STAGE"):
+        die_with_parent(sig=signal.SIGTERM)
+
+
+def stage_is_running():
+    """False in a run started by train_seeds whose stage process has ended (a run that outlived
+    it, where no parent-death signal came): its outputs belong to no stage any more."""
+    parent = os.environ.get(PARENT)
+    return not parent or os.getppid() == int(parent)
+
+
+def _stop(signum, frame):
+    """SIGTERM in the stage process: exits through train_seeds' `finally`, which stops the runs."""
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends it at once
+    raise SystemExit(128 + signum)
 
 
 def _relay(process, prefix, last):
@@ -32,13 +89,17 @@ def train_seeds(experiment, seeds, setting="auto"):
           flush=True)
     start = time.perf_counter()
     pending, running = list(seeds), {}
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+    env = dict(os.environ, **{PARENT: str(os.getpid())})  # each run ends with this process
     try:
         while pending or running:
             while pending and len(running) < workers:
                 seed = pending.pop(0)
                 process = subprocess.Popen(
                     [sys.executable, "-m", "stages.train", experiment, str(seed)],
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                    env=env)
                 last = [""]
                 thread = threading.Thread(target=_relay, args=(process, f"[seed {seed}] ", last))
                 thread.start()

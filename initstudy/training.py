@@ -108,6 +108,22 @@ def checkpoint_to_resume(ckpt):
     return None
 
 
+def staging_dir(name, seed):
+    """Where a run writes its outputs while it trains: a folder of its own beside the
+    checkpoints, outside DVC's outputs, moved into models/ by publish() once the run is done.
+    A training that outlived its stage (killed dvc) thus never writes into a newer run's
+    models/. Folders that earlier attempts of this run left are removed."""
+    for old in glob.glob(os.path.join(CHECKPOINTS, f".{name}-seed{seed}.*.staging")):
+        shutil.rmtree(old, ignore_errors=True)
+    return os.path.join(CHECKPOINTS, f".{name}-seed{seed}.{os.getpid()}.staging")
+
+
+def publish(staging, out):
+    """A finished run's outputs (staging_dir) in place of `out`, whatever it held."""
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(staging, out)  # a rename (on another file system, a copy)
+
+
 def train_run(study, experiment, seed, manifest, out):
     """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
     resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
