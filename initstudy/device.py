@@ -3,7 +3,6 @@ concrete settings (each `auto` of params.yaml's train section resolved per devic
 runs fit side by side, whether a batch fits in memory, and seeds."""
 import dataclasses
 import fcntl
-import math
 import os
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import tempfile
 import time
 
-from initstudy.errors import StudyError
 
 # How TensorFlow uses a CPU's cores: each op on one thread, as many ops side by side as
 # there are cores. A result then no longer depends on the machine's core count (each op's
@@ -52,24 +50,6 @@ def device_settings(train, gpu):
     chosen = {k: getattr(auto, k) if getattr(train, k) == "auto" else getattr(train, k)
               for k in ("precision", "jit_compile", "steps_per_execution", "deterministic")}
     return dataclasses.replace(auto, **chosen)
-
-
-# Peak memory of training this model on a CPU at batch 64 (bench/results-cpu.json): 1,140 MB
-# at 32px, 5,434 MB at 224px, so about 1.4 KB per pixel of each image on top of ~1.1 GB.
-BYTES_PER_PIXEL, BASE_BYTES = 1400, 1.1e9
-
-
-def check_fits_in_memory(size, images, name, images_name, what):
-    """Refuses an image size and batch whose activations cannot fit in this machine's
-    memory, before TensorFlow tries (and dies after a long wait)."""
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    need = BASE_BYTES + BYTES_PER_PIXEL * images * size * size
-    if need > have:
-        most = math.isqrt(max(0, int((have - BASE_BYTES) / (BYTES_PER_PIXEL * images))))
-        raise StudyError(f"{name} = {size} with {images_name} = {images}: {what} of {images} "
-                         f"images at {size}x{size} needs about {need / 1e9:,.0f} GB, this "
-                         f"machine has {have / 1e9:.0f} GB; at {images} images use at most "
-                         f"{most}px, or fewer images")
 
 
 def set_cpu_environment():

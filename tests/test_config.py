@@ -189,4 +189,42 @@ def test_dvc_set_param_changes_only_the_changed_line(tmp_path, override, changed
     assert len(added) == 1 and len(diff) <= 2, diff
     if changed:
         assert added == changed
-    assert load_study(str(path))  # and the result is still a valid study
+    key, value = override.split("=", 1)
+    node = yaml.safe_load(path.read_text())
+    for part in key.split("."):
+        node = node[part]
+    assert node == yaml.safe_load(value)  # the override itself landed
+    load_study(str(path))  # and the result is still a valid study (else StudyError)
+
+
+def every_key(params, prefix=""):
+    """Every leaf key of params.yaml's sections as a dotted path (experiments excluded: their
+    learning_rate is optional by design, each falls back to train.learning_rate)."""
+    for key, value in params.items():
+        if prefix == "" and key == "experiments":
+            continue
+        if isinstance(value, dict):
+            yield from every_key(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_params_yaml_is_the_one_place_a_default_lives():
+    """The config code has no fallback of its own: no field has a default, and a key deleted
+    from params.yaml stops with one line naming it instead of a silently different study."""
+    from initstudy import config
+
+    for cls in config.SECTIONS.values():
+        defaulted = [f.name for f in dataclasses.fields(cls)
+                     if f.default is not dataclasses.MISSING
+                     or f.default_factory is not dataclasses.MISSING]
+        assert not defaulted, f"{cls.__name__} has code defaults {defaulted}"
+    params = yaml.safe_load(open(DEFAULTS))
+    keys = list(every_key(params))
+    assert len(keys) > 30 and "train.schedule" in keys
+    for key in keys:
+        section, name = key.split(".")
+        broken = yaml.safe_load(open(DEFAULTS))
+        del broken[section][name]
+        with pytest.raises(StudyError, match=rf"^{section} has no {key}: every key must be set"):
+            parse_study(broken)

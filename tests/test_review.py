@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from conftest import ROOT, commit, sh, stage
-from initstudy.stats import welch
-from tools.review import markdown, not_comparable, welch_from_stats
+from initstudy.stats import welch, welch_from_summary
+from tools.review import markdown, not_comparable
 
 DVC_YAML = """stages:
   prepare:
@@ -149,6 +149,6 @@ def test_interval_from_summary_statistics_equals_the_one_from_samples(a, b):
     import numpy as np
 
     want = welch(a, b)
-    diff, low, high = welch_from_stats(np.mean(a), np.std(a, ddof=1), len(a),
+    diff, low, high = welch_from_summary(np.mean(a), np.std(a, ddof=1), len(a),
                                        np.mean(b), np.std(b, ddof=1), len(b))
     assert (diff, low, high) == pytest.approx((want["diff"], want["ci_low"], want["ci_high"]))

@@ -121,7 +121,7 @@ def test_a_plan_that_would_queue_an_invalid_study_is_refused_before_queueing(set
 
 
 def params(classes="ab", **train):
-    return {"experiments": {c: {} for c in classes},
+    return {"experiments": {c: {"initializer": "he_normal", "activation": "relu6"} for c in classes},
             "prepare": {"max_per_class": 600, "validation_per_class": 100},
             "train": {"seeds": [0], "epochs": 2, "batch_size": 64, "learning_rate": 0.05,
                       **train}}
@@ -187,7 +187,7 @@ def test_lr_table_measures_against_the_studys_own_rate_and_an_experiments_own_ra
     experiment with its own learning_rate trains at it in every column."""
     def run(r):
         p = params(learning_rate=r)
-        p["experiments"]["b"] = {"learning_rate": 0.5}
+        p["experiments"]["b"] = {"initializer": "he_normal", "activation": "relu6", "learning_rate": 0.5}
         return (p, {"metrics/a.json": metrics(0.2 + r, test=0.2 + r),
                     "metrics/b.json": metrics(0.3, test=0.3)})
 

@@ -15,8 +15,9 @@ sweeps.yaml:
 import shutil
 import tempfile
 
-from initstudy.config import (ACTIVATIONS, EXPERIMENT_KEYS, EXPERIMENT_NAME, PARAMS, _list_of,
-                              _one_of, _positive, _section, _seeds, load_study, read_yaml)
+from initstudy.checks import list_of, one_of, positive, section, seed_list
+from initstudy.config import (ACTIVATIONS, EXPERIMENT_KEYS, EXPERIMENT_NAME, PARAMS, load_study,
+                              read_yaml)
 from initstudy.errors import StudyError
 from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
 
@@ -36,7 +37,7 @@ GRID_KEYS = ("activations", "initializers", "learning_rates", "seeds", "set")
 def _rates(values, name):
     """Distinct rates > 0 (as each names its experiment, lr-<rate>, a repeat would clash)."""
     try:
-        rates = [_positive(v, name) for v in values]  # "1e-3", a string to YAML, is a number
+        rates = [positive(v, name) for v in values]  # "1e-3", a string to YAML, is a number
     except (StudyError, TypeError):
         rates = []
     if not isinstance(values, list) or not rates or len({f"{r:g}" for r in rates}) < len(rates):
@@ -67,10 +68,10 @@ def _added(experiments):
         if not isinstance(e, dict) or set(e) - set(EXPERIMENT_KEYS):
             raise StudyError(f"{where} = {e!r}: must be a mapping with initializer, activation "
                              "and optionally learning_rate")
-        _one_of(e.get("initializer"), INITIALIZERS, f"{where}.initializer")
-        _one_of(e.get("activation"), ACTIVATIONS, f"{where}.activation")
+        one_of(e.get("initializer"), INITIALIZERS, f"{where}.initializer")
+        one_of(e.get("activation"), ACTIVATIONS, f"{where}.activation")
         if "learning_rate" in e:
-            _positive(e["learning_rate"], f"{where}.learning_rate")
+            positive(e["learning_rate"], f"{where}.learning_rate")
     return experiments
 
 
@@ -87,21 +88,21 @@ def parse_sweeps(sweeps):
                              f"add_experiments, {', '.join(SECTIONS)}")
         parsed = {"add_experiments": _added(sweeps.get("add_experiments"))}
         for name in RATE_PLANS:
-            p = _section(sweeps, name, ("learning_rates", "set"))
+            p = section(sweeps, name, ("learning_rates", "set"))
             parsed[name] = {"learning_rates": _rates(p.get("learning_rates"),
                                                      f"{name}.learning_rates"),
                             "set": _overrides(p.get("set"), f"{name}.set")}
-        p = _section(sweeps, "bn_free", ("fans", "set"))
-        parsed["bn_free"] = {"fans": _list_of(p.get("fans"), "bn_free.fans", DEPTHWISE_FANS),
+        p = section(sweeps, "bn_free", ("fans", "set"))
+        parsed["bn_free"] = {"fans": list_of(p.get("fans"), "bn_free.fans", DEPTHWISE_FANS),
                              "set": _overrides(p.get("set"), "bn_free.set")}
-        p = _section(sweeps, "trained_grid", GRID_KEYS)
+        p = section(sweeps, "trained_grid", GRID_KEYS)
         parsed["trained_grid"] = {
-            "activations": _list_of(p.get("activations"), "trained_grid.activations",
+            "activations": list_of(p.get("activations"), "trained_grid.activations",
                                     ACTIVATIONS),
-            "initializers": _list_of(p.get("initializers"), "trained_grid.initializers",
+            "initializers": list_of(p.get("initializers"), "trained_grid.initializers",
                                      INITIALIZERS),
             "learning_rates": _rates(p.get("learning_rates"), "trained_grid.learning_rates"),
-            "seeds": _seeds(p.get("seeds"), "trained_grid.seeds"),
+            "seeds": seed_list(p.get("seeds"), "trained_grid.seeds"),
             "set": _overrides(p.get("set"), "trained_grid.set")}
     except StudyError as e:
         raise StudyError(f"{SWEEPS}: {e}") from None
@@ -178,14 +179,31 @@ def plan(sweeps, name, params=PARAMS):
             for fan in sweeps["bn_free"]["fans"]]
 
 
+def _check_not_merged_away(override, params, exp):
+    """Refuses `KEY={}` on a mapping: Hydra merges a mapping into a mapping, so `dvc exp run
+    -S 'experiments={}'` empties nothing and runs the unchanged study (every stage skipped)."""
+    key, _, value = override.partition("=")
+    node = params
+    for part in key.lstrip("+").split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if value.strip() == "{}" and not key.startswith("~") and isinstance(node, dict) and node:
+        name = key.lstrip("+")
+        raise StudyError(f"{SWEEPS}: {exp}: -S {override} would change nothing: DVC merges a "
+                         f"mapping into {name}, it does not empty it; remove each entry with "
+                         f"~{name}.NAME")
+
+
 def check_plan(runs, params=PARAMS):
     """Refuses a plan whose overrides would not make a valid study, before anything is
     queued: each experiment's -S applied to a copy of params.yaml as `dvc exp run` does."""
     from dvc.exceptions import InvalidArgumentError
     from dvc.utils.hydra import apply_overrides  # here: DVC's imports take a second
 
+    current = read_yaml(params)
     with tempfile.TemporaryDirectory() as tmp:
         for exp, overrides in runs:
+            for o in overrides:
+                _check_not_merged_away(o, current, exp)
             copy = shutil.copy(params, tmp)
             try:
                 apply_overrides(copy, overrides)

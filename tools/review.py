@@ -9,17 +9,16 @@ sides trained and scored alike. Where base and branch differ in the data, the te
 difference not comparable; a raw `dvc metrics diff` would show the numbers without a word.
 """
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 
 import yaml
-from scipy import stats
 
 from initstudy.errors import StudyError
 from initstudy.files import write_text
+from initstudy.stats import welch_from_summary
 from initstudy.stage import run_stage
 from initstudy.tables import fmt
 from tools.dvc import dvc_json, require_dvc
@@ -38,19 +37,6 @@ RUN_PARAMS = ("train.epochs", "train.seeds")
 
 
 # ---------------------------------------------------------------- the numbers
-def welch_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b, confidence=0.95):
-    """Difference of means a - b and its Welch interval from summary statistics (what the
-    committed metrics keep); None where either side has fewer than 2 runs."""
-    diff = mean_a - mean_b
-    # a std of 0 is one rounded below the metrics' 4 decimals: unknown, not exact
-    if n_a < 2 or n_b < 2 or not std_a or not std_b:
-        return diff, None, None
-    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
-    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
-    half = stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
-    return diff, diff - half, diff + half
-
-
 def experiments(metrics_diff):
     """experiment -> (base metrics, branch metrics) from `dvc metrics diff --all --json`;
     a side is None where the experiment does not exist there."""
@@ -76,7 +62,7 @@ def compare(base, branch):
     whether these seeds can tell it from run-to-run noise."""
     if base is None or branch is None or base.get(KEY) is None or branch.get(KEY) is None:
         return None
-    diff, low, high = welch_from_stats(branch[KEY], branch.get(KEY + "_std"), runs(branch),
+    diff, low, high = welch_from_summary(branch[KEY], branch.get(KEY + "_std"), runs(branch),
                                        base[KEY], base.get(KEY + "_std"), runs(base))
     if low is None:
         verdict = "no: needs 2+ runs with a spread on each side (train.seeds)"

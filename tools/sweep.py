@@ -14,7 +14,9 @@ Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.
        python -m tools.sweep queue trained_grid_seeds    (then: python -m tools.queue 1)
        python -m tools.sweep table trained_grid          (findings/trained_grid.md)
 Queueing skips an experiment that already finished or is in DVC's queue, so an interrupted
-plan resumes and queueing twice does not train twice.
+plan resumes and queueing twice does not train twice. It refuses while params.yaml differs from
+HEAD (a failed `dvc exp run -S` leaves its overrides there): each queued experiment would
+carry them.
 """
 import json
 import math
@@ -22,13 +24,13 @@ import os
 import subprocess
 import sys
 
-from initstudy.config import load_study
+from initstudy.config import learning_rate, load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
 from initstudy.files import read_tsv, write_text
 from initstudy.stage import run_stage
 from initstudy.tables import fmt
-from tools.dvc import dvc, dvc_json, require_dvc
+from tools.dvc import dvc, dvc_json, require_dvc, require_params_at_head
 from tools.plans import (GRID_SEEDS, PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
                          grid_seeds_plan, load_sweeps, plan)
 from tools.trained_grid import best_rates, grid_markdown, search_results, seeded_runs
@@ -43,12 +45,6 @@ def prepared_data():
     except (KeyError, TypeError, AttributeError):
         raise StudyError(f"{PREPARED}/manifest.json has no classes or test counts: re-run "
                          "prepare (dvc repro prepare)") from None
-
-
-def rate(params, experiment):
-    """The learning rate `experiment` trains at under `params`: its own, else train's."""
-    own = (params["experiments"].get(experiment) or {}).get("learning_rate")
-    return float(own if own is not None else params["train"]["learning_rate"])
 
 
 def chance_band(params, classes):
@@ -102,7 +98,7 @@ def sweep_markdown(name, found, data, study_rates):
                   "|---" * (len(cols) + 4) + "|"]
         for e in names:
             ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
-            own = [rate(found[c][0], e) for c in cols]  # an experiment's own rate wins
+            own = [learning_rate(found[c][0], e) for c in cols]  # an experiment's own rate wins
             vals = [None if m.get("diverged") else m.get("val_accuracy") for m in ms]
             best = max(range(len(cols)), key=lambda i: -1 if vals[i] is None else vals[i])
             at = next((i for i in range(len(cols)) if own[i] == study_rates.get(e)), None)
@@ -268,6 +264,8 @@ def main():
     action, name = sys.argv[1:]
     sweeps = load_sweeps()
     require_dvc()
+    if action == "queue":  # before anything is read or queued
+        require_params_at_head("every experiment queued now would carry it")
     if name == "trained_grid" and action == "table":
         grid_table(sweeps)
     elif name == "trained_grid_seeds":
