@@ -1,5 +1,6 @@
-"""Atomic file writes (a crash never leaves a half-written file for DVC to record), JSON and
-TSV in the one format every stage uses, and Keras models saved byte for byte the same."""
+"""Atomic file writes (a crash never leaves a half-written file for DVC to record), a stage's
+several outputs all or none, JSON and TSV in the one format every stage uses, and Keras
+models saved byte for byte the same."""
 import csv
 import json
 import os
@@ -35,6 +36,32 @@ def atomic(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def all_or_nothing():
+    """A stage's several outputs, all or none: yields `staged(path)`, which names a temp file
+    beside `path` for the block to write instead. Only when the block finishes, every staged
+    file written, is each renamed onto its path (renames only, nothing left to fail but the
+    machine); an exception anywhere removes the temp files and leaves every output as it was."""
+    staged = {}
+
+    def stage(path):
+        folder, name = os.path.split(path)
+        staged[path] = os.path.join(folder, f".{os.getpid()}.staged.{name}")
+        return staged[path]
+
+    try:
+        yield stage
+        unwritten = [path for path, tmp in staged.items() if not os.path.isfile(tmp)]
+        if unwritten:
+            raise RuntimeError(f"staged but never written: {', '.join(unwritten)}")
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def write_json(path, obj, indent=2):

@@ -117,15 +117,25 @@ def kernel_std(experiments, fan, path):
 
 
 def weight_updates(experiments, path):
-    """||dW|| / ||W|| per step, median over the layers of each kind, one panel per experiment."""
+    """||dW|| / ||W|| per step, median over the layers of each kind, one panel per experiment;
+    a kind whose median never moves (0 at every step: off a log axis) is named in its panel."""
     fig, axes = plt.subplots(1, len(experiments), figsize=(3.6 * len(experiments), 3.6),
                              sharey=True, squeeze=False)
+    # log: the ratios span decades; linear where nothing moved at all (no positive value)
+    log = any(v > 0 for e in experiments for c in e["updates"] for k, v in c.items()
+              if k != "step")
     for ax, e in zip(axes[0], experiments):
-        steps = [c["step"] for c in e["updates"]]
+        still = []
         for kind, style in (("depthwise", "-"), ("conv", "--"), ("dense", ":")):
-            if e["updates"] and kind in e["updates"][0]:
-                ax.plot(steps, [c[kind] for c in e["updates"]], style, label=kind)
-        ax.set(title=e["experiment"], xlabel="step", yscale="log")
+            points = [(c["step"], c[kind]) for c in e["updates"] if kind in c]
+            if points:
+                ax.plot(*zip(*points), style, label=kind)
+                if not any(v > 0 for _, v in points):
+                    still.append(kind)
+        if still:
+            ax.text(0.5, 0.04, "no measurable update (median ||dW|| = 0): " + ", ".join(still),
+                    transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
+        ax.set(title=e["experiment"], xlabel="step", yscale="log" if log else "linear")
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("||dW|| / ||W|| (median over layers)")

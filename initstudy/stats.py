@@ -33,6 +33,19 @@ def welch(a, b, confidence=0.95):
             "p": float(test.pvalue)}
 
 
+def welch_from_summary(mean_a, std_a, n_a, mean_b, std_b, n_b, confidence=0.95):
+    """Difference of means a - b and its Welch interval from summary statistics (what the
+    committed metrics keep); None where either side has fewer than 2 runs."""
+    diff = mean_a - mean_b
+    # a std of 0 is one rounded below the metrics' 4 decimals: unknown, not exact
+    if n_a < 2 or n_b < 2 or not std_a or not std_b:
+        return diff, None, None
+    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    half = stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
+    return diff, diff - half, diff + half
+
+
 def holm(p_values):
     """Holm-Bonferroni adjusted p-values (same order as given; None stays None)."""
     indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
@@ -107,11 +120,14 @@ def blocked_anova(groups, alpha, power):
         pairs.append({"a": a, "b": c, "diff": diff, "ci_low": diff - half,
                       "ci_high": diff + half, "p_tukey": p, "significant": p < alpha})
     se_diff = float(np.sqrt(2) * se)
+    for pair in pairs:
+        pair["power_tukey"] = tukey_power(pair["diff"], se_diff, k, df, alpha)
     return {"seeds": b, "f": float(treatment["F"]), "p": float(treatment["PR(>F)"]),
             "df": [k - 1, df], "block_f": float(block["F"]), "block_p": float(block["PR(>F)"]),
             "block_df": [b - 1, df], "residual_sd": float(np.sqrt(residual["mean_sq"])),
             "mdd": mdd(se_diff, df, alpha, power),
-            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power), "pairs": pairs}
+            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power),
+            "mdd_tukey": tukey_mdd(se_diff, k, df, alpha, power), "pairs": pairs}
 
 
 def oneway_anova(groups, alpha, power):
@@ -132,11 +148,14 @@ def oneway_anova(groups, alpha, power):
              for i, j in itertools.combinations(range(len(names)), 2)]
     n = min(len(s) for s in samples)
     se_diff = pooled_sd * math.sqrt(2 / n)
+    for pair in pairs:
+        pair["power_tukey"] = tukey_power(pair["diff"], se_diff, len(samples), df, alpha)
     return {"runs": sum(len(s) for s in samples), "f": float(oneway.statistic),
             "p": float(oneway.pvalue), "df": [len(samples) - 1, df],
             "levene_p": float(stats.levene(*samples).pvalue), "pooled_sd": pooled_sd,
             "mdd": mdd(se_diff, df, alpha, power),
-            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power), "pairs": pairs}
+            "mdd_corrected": mdd(se_diff, df, alpha / len(pairs), power),
+            "mdd_tukey": tukey_mdd(se_diff, len(samples), df, alpha, power), "pairs": pairs}
 
 
 def mdd(se_diff, df, alpha, power):
@@ -148,3 +167,31 @@ def mdd(se_diff, df, alpha, power):
 
     critical = stats.t.isf(alpha / 2, df)
     return se_diff * brentq(lambda nc: stats.nct.sf(critical, df, nc) - power, 0, 1000)
+
+
+def tukey_power(gap, se_diff, groups, df, alpha=0.05):
+    """The chance that Tukey's HSD over `groups` means declares one pair different when its
+    true difference is `gap`: the pair's t = diff / se_diff must pass q(1 - alpha; groups, df)
+    / sqrt(2), so the power is P(|t'| > that) for t' noncentral t with noncentrality
+    gap / se_diff on df degrees of freedom (both tails; tests/test_stats.py checks it against
+    simulated Tukey tests)."""
+    critical = stats.studentized_range.isf(alpha, groups, df) / math.sqrt(2)
+    nc = abs(gap) / se_diff
+    return float(stats.nct.sf(critical, df, nc) + stats.nct.sf(critical, df, -nc))
+
+
+def tukey_mdd(se_diff, groups, df, alpha=0.05, power=0.8):
+    """The smallest true difference that Tukey's HSD detects with `power` (tukey_power)."""
+    from scipy.optimize import brentq
+
+    return se_diff * brentq(lambda nc: tukey_power(nc, 1.0, groups, df, alpha) - power, 0, 40)
+
+
+def anova_power(effect_size, groups, per_group, alpha=0.05):
+    """Power of the one-way ANOVA F test for Cohen's effect size f with `per_group` runs in
+    each of `groups` groups: P(F' > F(1 - alpha)) for F' noncentral F with noncentrality
+    f^2 * N (tests/test_stats.py reproduces Cohen's (1992) sample sizes with it)."""
+    n = groups * per_group
+    dfn, dfd = groups - 1, n - groups
+    return float(stats.ncf.sf(stats.f.isf(alpha, dfn, dfd), dfn, dfd, effect_size ** 2 * n))
+

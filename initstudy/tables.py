@@ -53,11 +53,11 @@ def analysis_lines(analysis):
              f"seeds the blocks. Experiments: F({b['df'][0]}, {b['df'][1]}) = {b['f']:.2f}, "
              f"p = {b['p']:.3g}; seeds (blocks): F({b['block_df'][0]}, {b['block_df'][1]}) = "
              f"{b['block_f']:.2f}, p = {b['block_p']:.3g}. Residual sd {b['residual_sd']:.4f} on "
-             f"(k-1)(b-1) = {b['df'][1]} df: at {b['seeds']} seeds a true gap smaller than "
-             f"{b['mdd']:.4f} ({b['mdd_corrected']:.4f} after a Bonferroni correction for "
-             f"{pairs} pairs) would be missed more often than 1 time in "
-             f"{1 / (1 - a['power']):.0f} (minimum detectable difference at {a['power']:.0%} "
-             f"power, alpha {a['alpha']}). Tukey's HSD below uses the same residual variance."]
+             f"(k-1)(b-1) = {b['df'][1]} df: Tukey's HSD, which decides every pair below, detects "
+             f"a true gap of {b['mdd_tukey']:.4f} with {a['power']:.0%} power at alpha "
+             f"{a['alpha']} (a single pre-planned t-test would detect {b['mdd']:.4f}; "
+             f"{b['mdd_corrected']:.4f} after a Bonferroni correction for {pairs} pairs). A "
+             f"smaller gap is missed more often than 1 time in {1 / (1 - a['power']):.0f}."]
     for d in a["dropped_blocks"]:
         lines += ["", f"Seed {d['seed']} is left out of the blocked analysis: a block needs every "
                       f"experiment, and {', '.join(d['missing_in'])} has no finished run at it. "
@@ -74,15 +74,38 @@ def analysis_lines(analysis):
             bound = max(abs(t["ci_low"]), abs(t["ci_high"]))
             lines.append(f"- {t['a']} vs {t['b']}: {t['diff']:+.4f}, no difference detected "
                          f"(Tukey 95% interval {ci}, p = {t['p_tukey']:.3g}); the data rule out "
-                         f"a gap larger than {bound:.4f}, not a smaller one.")
+                         f"a gap larger than {bound:.4f}, not a smaller one. A true gap of "
+                         f"{abs(t['diff']):.4f} would be detected with power "
+                         f"{t['power_tukey']:.2f}.")
     lines += [""] + tukey_table(b["pairs"], b["residual_sd"], "residual sd")
     lines += ["", f"Sensitivity check, unblocked (seeds ignored; every finished run): one-way "
               f"ANOVA over {o['runs']} runs: F({o['df'][0]}, {o['df'][1]}) = {o['f']:.2f}, "
               f"p = {o['p']:.3g} (Levene's test of equal variances: p = {o['levene_p']:.3g}); "
-              f"pooled sd {o['pooled_sd']:.4f}, minimum detectable difference {o['mdd']:.4f} "
-              f"({o['mdd_corrected']:.4f} corrected). Where it disagrees with the headline, the "
-              "seeds' shared effect is what separates the two.", ""]
+              f"pooled sd {o['pooled_sd']:.4f}, Tukey detects {o['mdd_tukey']:.4f} with "
+              f"{a['power']:.0%} power. " + agreement_line(a), ""]
     return lines + tukey_table(o["pairs"], o["pooled_sd"], "pooled sd")
+
+
+def agreement_line(analysis):
+    """Whether the blocked and the unblocked analysis call the same pairs, and why not where
+    they differ: the seeds' shared effect only where the blocks explain something (their F
+    test at alpha) and blocking lowered the residual sd; else the blocked analysis' fewer
+    residual df."""
+    b, o, alpha = analysis["blocked"], analysis["oneway"], analysis["alpha"]
+    calls = {(t["a"], t["b"]): t["significant"] for t in o["pairs"]}
+    differ = [f"{t['a']} vs {t['b']}" for t in b["pairs"]
+              if calls.get((t["a"], t["b"])) is not None
+              and calls[(t["a"], t["b"])] != t["significant"]]
+    if not differ:
+        return "Both analyses make the same call on every pair."
+    where = f"They differ on {', '.join(differ)}"
+    if b["block_p"] < alpha and b["residual_sd"] < o["pooled_sd"]:
+        return (f"{where}: the seeds share an effect (p = {b['block_p']:.3g}) and blocking "
+                f"lowered the residual sd from {o['pooled_sd']:.4f} to {b['residual_sd']:.4f}, "
+                "which is what separates the two.")
+    return (f"{where}, although the seeds explain little here (F = {b['block_f']:.2f}, p = "
+            f"{b['block_p']:.3g}; residual sd {o['pooled_sd']:.4f} unblocked, "
+            f"{b['residual_sd']:.4f} blocked): read those pairs as undecided.")
 
 
 def tukey_table(pairs, sd, sd_name):
@@ -111,17 +134,59 @@ def baselines(manifest):
     return out
 
 
+def inference_subset(manifest, images):
+    """The class counts of the training images scored in inference mode every epoch, exactly
+    as training draws them: the first `images` records of the train split (make_dataset's
+    `limit`), which prepare stores class-interleaved (data.split_validation: one image of each
+    class in turn, in the classes' order, a class that has run out skipped). {class: count}."""
+    total = manifest["splits"]["train"]["per_class"]
+    counts = {c: 0 for c in manifest["classes"]}
+    left = min(images, sum(total.values()))
+    while left:
+        active = [c for c in counts if counts[c] < total[c]]
+        rounds = min(left // len(active), min(total[c] - counts[c] for c in active))
+        if not rounds:  # the last, partial round: the first `left` classes still in it
+            for c in active[:left]:
+                counts[c] += 1
+            break
+        for c in active:
+            counts[c] += rounds
+        left -= rounds * len(active)
+    return counts
+
+
+def inference_baseline(manifest, images):
+    """baselines()' numbers for the training subset scored in inference mode: its own
+    majority-class rate (largest class in the subset / subset size), not the whole split's."""
+    counts = inference_subset(manifest, images)
+    n = sum(counts.values())
+    chance, majority = 1 / len(manifest["classes"]), max(counts.values()) / n
+    return {"images": n, "per_class": counts, "chance": chance, "majority": majority,
+            "noise_limit": noise_limit(max(chance, majority), n)}
+
+
 def accuracy_limits(manifest, inference_images):
-    """The noise limit of each accuracy the results table shows, on the split it is scored on
-    (train accuracy in inference mode: the first `inference_images` training images)."""
+    """The noise limit of each accuracy the results table shows, on the images it is scored on
+    (train accuracy in inference mode: the first `inference_images` training images, with
+    their own class counts)."""
     base = baselines(manifest)
-    train = base["train"]
-    inference = noise_limit(max(train["chance"], train["majority"]),
-                            min(inference_images, train["images"]))
-    return {"train_accuracy": train["noise_limit"], "inference_accuracy": inference,
+    return {"train_accuracy": base["train"]["noise_limit"],
+            "inference_accuracy": inference_baseline(manifest, inference_images)["noise_limit"],
             "val_accuracy": base["validation"]["noise_limit"],
             "test_accuracy": base["test"]["noise_limit"],
             "test_accuracy_raw": base["test"]["noise_limit"]}
+
+
+def data_id(manifest):
+    """The data a run trained on, in one short string for `dvc exp show`: the first 12 hex
+    digits of the source's sha256 (data.source_hash, in the prepared manifest); a tfds
+    download, which records no archive, as its name and version."""
+    source = manifest["source"]
+    if source.get("sha256"):
+        return source["sha256"][:12]
+    if "tfds" in source:
+        return f"tfds {source['tfds']} {source.get('version', '')}".rstrip()
+    return "no sha256 recorded"
 
 
 def mark(x, limit):
@@ -130,15 +195,18 @@ def mark(x, limit):
 
 
 def baseline_lines(manifest, inference_images):
+    subset = inference_baseline(manifest, inference_images)
     lines = [f"Baselines: chance (1 / {len(manifest['classes'])} classes) and the majority-class "
-             f"rate (largest class / split size). {NOISE_MARK} marks an accuracy within noise of "
-             f"the larger of the two, r: below r + {NOISE_Z} sqrt(r (1 - r) / n), {NOISE_Z} "
-             "binomial standard errors at the n images scored (the split's size; for train "
-             f"accuracy in inference mode, the first {inference_images} training images).", "",
+             f"rate (largest class / number of images). {NOISE_MARK} marks an accuracy within "
+             f"noise of the larger of the two, r: below r + {NOISE_Z} sqrt(r (1 - r) / n), "
+             f"{NOISE_Z} binomial standard errors at the n images scored (the split's size; for "
+             f"train accuracy in inference mode, the first {subset['images']} training images, "
+             "with their own class counts: the row train (inference)).", "",
              "| split | images | chance | majority class | within noise below |",
              "|---|---|---|---|---|"]
+    rows = list(baselines(manifest).items()) + [("train (inference)", subset)]
     return lines + [f"| {s} | {v['images']} | {v['chance']:.4f} | {v['majority']:.4f} | "
-                    f"{v['noise_limit']:.4f} |" for s, v in baselines(manifest).items()]
+                    f"{v['noise_limit']:.4f} |" for s, v in rows]
 
 
 def results_table(experiments, limits):
@@ -221,13 +289,15 @@ def step0_table(experiments):
 
 def updates_table(experiments, steps):
     """The effective learning rate per experiment: median ||dW|| / ||W|| over the layers of a
-    kind, at the first step and averaged over the first `steps` steps (mean over seeds)."""
+    kind, at the first step and averaged over the first `steps` steps (mean over seeds). A
+    kind whose median is 0 (no measurable update) is named below the table, not divided by."""
     lines = [f"Relative kernel change per SGD step, ||dW|| / ||W||: the median over the layers "
              f"of each kind, at step 1 and averaged over steps 1-{steps}, mean over seeds. With "
              "BN after every conv the network ignores a kernel's scale, so this, not the "
              "learning rate, is the step each layer takes (plot: weight_updates.png).", "",
              "| experiment | depthwise, step 1 | depthwise, mean | conv, step 1 | conv, mean "
              "| depthwise / conv (mean) |", "|---|---|---|---|---|---|"]
+    notes = []
     for e in experiments:
         curve = e["updates"]
         if not curve:
@@ -235,12 +305,40 @@ def updates_table(experiments, steps):
             continue
 
         def mean(kind):
-            return sum(c[kind] for c in curve) / len(curve)
+            values = [c[kind] for c in curve if kind in c]
+            return sum(values) / len(values) if values else None
 
-        lines.append(f"| {e['experiment']} | {fmt(curve[0]['depthwise'], '.3g')} | "
-                     f"{fmt(mean('depthwise'), '.3g')} | {fmt(curve[0]['conv'], '.3g')} | "
-                     f"{fmt(mean('conv'), '.3g')} | {mean('depthwise') / mean('conv'):.3g} |")
-    return lines
+        first = {k: curve[0].get(k) for k in ("depthwise", "conv")}
+        means = {k: mean(k) for k in ("depthwise", "conv")}
+        if means["depthwise"] is None or means["conv"] is None:
+            ratio = "-"
+        elif means["conv"] == 0:
+            ratio = "- (no conv update)"
+        else:
+            ratio = f"{means['depthwise'] / means['conv']:.3g}"
+        lines.append(f"| {e['experiment']} | {fmt(first['depthwise'], '.3g')} | "
+                     f"{fmt(means['depthwise'], '.3g')} | {fmt(first['conv'], '.3g')} | "
+                     f"{fmt(means['conv'], '.3g')} | {ratio} |")
+        unchanged = e.get("unchanged") or {}
+        for kind in ("depthwise", "conv"):
+            if means[kind] is None or (means[kind] > 0 and first[kind] != 0):
+                continue
+            u = unchanged.get(kind)
+            count = "" if u is None else (
+                f" ({u['min']}{'' if u['min'] == u['max'] else '-' + str(u['max'])} of "
+                f"{u['layers']} {kind} kernels unchanged per step, over the logged steps "
+                "and seeds)")
+            when = (f"at any of the {len(curve)} logged steps" if means[kind] == 0
+                    else f"at step 1 (later steps move them: mean {means[kind]:.3g})")
+            notes.append(f"- {e['experiment']}: no measurable update of the {kind} kernels "
+                         f"{when}: the median ||dW|| / ||W|| is exactly 0{count}"
+                         + ("; the depthwise / conv ratio is undefined." if kind == "conv"
+                            and means[kind] == 0 else "."))
+    if notes:
+        notes += ["", "A kernel does not change where its gradient is 0 (behind a residual "
+                      "branch scaled by 0, as SkipInit starts, or a dead activation) or where "
+                      "its step is below float32's resolution of its weights."]
+    return lines + ([""] + notes if notes else [])
 
 
 def tests_table(tests):

@@ -63,11 +63,30 @@ def median_by_kind(rows):
 
 
 def mean_updates(runs_rows):
-    """median_by_kind per run, averaged over the runs (seeds) step by step."""
+    """median_by_kind per run, averaged over the runs (seeds) step by step; a kind over the
+    runs that logged it at that step (a diverged run's NaN steps log none)."""
     curves = [median_by_kind(rows) for rows in runs_rows if rows]
+    curves = [c for c in curves if c]
     if not curves:
         return []
     steps = min(len(c) for c in curves)
     return [{"step": curves[0][i]["step"],
-             **{k: float(np.mean([c[i][k] for c in curves])) for k in curves[0][i] if k != "step"}}
+             **{k: float(np.mean([c[i][k] for c in curves if k in c[i]]))
+                for k in KINDS if any(k in c[i] for c in curves)}}
             for i in range(steps)]
+
+
+def unchanged_layers(runs_rows):
+    """Per kind: how many of its layers' kernels a logged step left exactly unchanged
+    (||dW|| / ||W|| = 0: a zero gradient, or a step below float32's resolution of the
+    weights), the least and the most over the steps and runs, and how many layers it has:
+    {kind: {"min": ..., "max": ..., "layers": ...}}."""
+    zero, layers = {}, {}
+    for run, rows in enumerate(runs_rows):
+        for r in rows:
+            layers.setdefault(r["kind"], set()).add(r["layer"])
+            if r["update_ratio"] is not None:
+                counts = zero.setdefault(r["kind"], {})
+                counts[run, r["step"]] = counts.get((run, r["step"]), 0) + (r["update_ratio"] == 0)
+    return {k: {"min": min(c.values()), "max": max(c.values()), "layers": len(layers[k])}
+            for k, c in zero.items()}

@@ -12,7 +12,7 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest, make_dataset
 from initstudy.stage import run_stage
 from initstudy.evaluation import experiment_metrics, run_record, score
-from initstudy.files import atomic, read_json, writable, write_json
+from initstudy.files import all_or_nothing, atomic, read_json, writable, write_json
 from initstudy.paths import BN_RAW, METRICS, eval_dir, metrics_path, run_dir
 
 
@@ -37,7 +37,7 @@ def main():
     from initstudy.model import ResidualScale  # a layer of ours, for load_model
 
     test_ds = make_dataset(PREPARED, manifest, "test", study.train.batch_size)
-    runs = []
+    runs, predictions = [], {}
     for seed in study.train.seeds:
         folder = run_dir(name, seed)
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
@@ -52,8 +52,7 @@ def main():
             _, _, run["test_accuracy_raw"], run["test_loss_raw"] = score(model, test_ds)
             if math.isfinite(loss):
                 run["test_accuracy"], run["test_loss"] = accuracy, loss
-                write_predictions(os.path.join(out, "predictions", f"seed{seed}.csv"),
-                                  manifest["classes"], labels, predicted)
+                predictions[seed] = (labels, predicted)
             else:  # finite training, non-finite test loss: recorded as diverged, not scored
                 run["diverged"], run["diverged_epoch"] = True, run["epochs"]
         runs.append(run)
@@ -61,8 +60,13 @@ def main():
             f"test accuracy {run['test_accuracy']:.4f} (raw BN statistics " \
             f"{run['test_accuracy_raw']:.4f}), loss {run['test_loss']:.4f}"
         print(f"{name} seed {seed}: {state}")
-    write_json(os.path.join(out, "runs.json"), runs)
-    write_json(metrics_path(name), experiment_metrics(runs))
+    # every seed's predictions, the runs and the metrics: all or none
+    with all_or_nothing() as staged:
+        for seed, (labels, predicted) in predictions.items():
+            write_predictions(staged(os.path.join(out, "predictions", f"seed{seed}.csv")),
+                              manifest["classes"], labels, predicted)
+        write_json(staged(os.path.join(out, "runs.json")), runs)
+        write_json(staged(metrics_path(name)), experiment_metrics(runs))
 
 
 if __name__ == "__main__":

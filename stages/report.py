@@ -11,14 +11,16 @@ from initstudy.config import load_study
 from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
 from initstudy.evaluation import mean_curve
-from initstudy.files import read_json, read_tsv, writable, write_json, write_text
+from initstudy.files import (all_or_nothing, read_json, read_tsv, writable, write_json,
+                             write_text)
 from initstudy.grid import grid_verdicts
 from initstudy.paths import (GRID, REPORT, eval_dir, metrics_path, remove_stale_results,
                              run_dir, step0_path)
 from initstudy.stage import run_stage
 from initstudy.stats import pairwise, seed_analysis
-from initstudy.tables import (PRECISION, accuracy_limits, baselines, results_markdown,
-                              results_table, rounded, setting_line)
+from initstudy.tables import (PRECISION, accuracy_limits, baselines, data_id,
+                              inference_baseline, results_markdown, results_table, rounded,
+                              setting_line)
 
 OUT = REPORT
 REFERENCE = os.path.join("reference", "published.yaml")
@@ -35,7 +37,8 @@ def need(path, stage=None):
 
 
 def load_experiment(experiment):
-    from initstudy.updates import mean_updates  # loads Keras: after TensorFlow's quiet start
+    # loads Keras: after TensorFlow's quiet start
+    from initstudy.updates import mean_updates, unchanged_layers
 
     name = experiment.name
     runs = read_json(need(os.path.join(eval_dir(name), "runs.json"), f"evaluate@{name}"))
@@ -49,18 +52,14 @@ def load_experiment(experiment):
             "activation": experiment.activation, "learning_rate": experiment.learning_rate,
             "metrics": read_json(need(metrics_path(name), f"evaluate@{name}")),
             "runs": runs, "curve": mean_curve(histories), "updates": mean_updates(updates),
+            "unchanged": unchanged_layers(updates),
             "step0": read_tsv(need(step0_path(name, "tsv"), f"step0@{name}")),
             "step0_headline": read_json(need(step0_path(name, "json"), f"step0@{name}"))}
 
 
-def main():
-    study = load_study()
-    experiments = [load_experiment(e) for e in study.experiments.values()]
-    cells = read_tsv(need(GRID, "grid"))
-    manifest = load_manifest(PREPARED, verify=False)  # only its counts and classes are read
-    writable(OUT)
-    with open(need(REFERENCE)) as f:
-        reference = yaml.safe_load(f)
+def write_report(study, experiments, cells, manifest, reference, staged):
+    """Every file of report/, each written to `staged(path)` (files.all_or_nothing: renamed
+    into place together once all of them are written); returns the console's table."""
     # the headline test accuracy (after precise BN where the runs have both), seeds as blocks
     groups = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
                                 if not r["diverged"]} for e in experiments}
@@ -68,30 +67,36 @@ def main():
     analysis = seed_analysis(groups)
     tests = pairwise({k: list(v.values()) for k, v in groups.items()})
 
-    write_json(os.path.join(OUT, "summary.json"), rounded({
+    def out(name):
+        return staged(os.path.join(OUT, name))
+
+    write_json(out("summary.json"), rounded({
         "settings": setting_line(study), "precision": PRECISION,
         "data": {k: manifest[k] for k in ("source", "classes", "image_shape")}
         | {"splits": {s: {k: v[k] for k in ("count", "per_class")}
                       for s, v in manifest["splits"].items()}},
-        "baselines": baselines(manifest),
+        "baselines": baselines(manifest) | {"train_inference": inference_baseline(
+            manifest, study.train.inference_images)},
         "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
                          "activation": e["activation"], "learning_rate": e["learning_rate"],
                          **e["metrics"],
                          "runs": e["runs"]} for e in experiments],
         "test_accuracy_analysis": analysis,
         "pairwise_welch_test_accuracy": tests}))
-    # one short column per experiment in `dvc exp show` (README: compare experiments)
-    write_json(os.path.join(OUT, "test_accuracy.json"),
-               {"acc": {e["experiment"]: e["metrics"]["test_accuracy"] for e in experiments}})
-    write_json(os.path.join(OUT, "history.json"),
+    # one short column per experiment in `dvc exp show` (README: compare experiments), and
+    # one naming the data they were trained on, so runs on different data are told apart
+    write_json(out("test_accuracy.json"),
+               {"acc": {e["experiment"]: e["metrics"]["test_accuracy"] for e in experiments},
+                "data": data_id(manifest)})
+    write_json(out("history.json"),
                rounded([{"experiment": e["experiment"], **h}
                         for e in experiments for h in e["curve"]]), 1)
     text = "\n".join(results_markdown(study, manifest, experiments, analysis, tests, reference) + [""] +
                      grid_verdicts(cells, reference["advice"])) + "\n"
-    write_text(os.path.join(OUT, "summary.md"), text)
+    write_text(out("summary.md"), text)
 
     def png(name):
-        return os.path.join(OUT, name + ".png")
+        return out(name + ".png")
 
     plots.step0_depth(experiments, png("step0_depth"))
     plots.kernel_std(experiments, study.model.depthwise_fan, png("step0_kernel_std"))
@@ -103,9 +108,23 @@ def main():
     plots.curves(experiments, "accuracy", "accuracy", png("accuracy"))
     plots.curves(experiments, "loss", "cross-entropy loss", png("loss"))
     plots.test_accuracy(experiments, baselines(manifest)["test"], png("test_accuracy"))
+    return results_table(experiments, accuracy_limits(manifest, study.train.inference_images))
+
+
+def main():
+    study = load_study()
+    experiments = [load_experiment(e) for e in study.experiments.values()]
+    cells = read_tsv(need(GRID, "grid"))
+    manifest = load_manifest(PREPARED, verify=False)  # only its counts, classes and source
+    writable(OUT)
+    with open(need(REFERENCE)) as f:
+        reference = yaml.safe_load(f)
+    # all or nothing: a failure anywhere (a table, a figure) leaves every report/ file as it
+    # was, so `dvc metrics show` and the report never disagree
+    with all_or_nothing() as staged:
+        table = write_report(study, experiments, cells, manifest, reference, staged)
     # the results table on the console; everything else is in the file
-    print("\n".join(results_table(experiments,
-                                   accuracy_limits(manifest, study.train.inference_images))))
+    print("\n".join(table))
     print(f"full report: {os.path.join(OUT, 'summary.md')} and its plots in {OUT}/")
     # git-tracked results of experiments no longer in params.yaml (`dvc metrics show` would
     # report them as current), removed once the report is written

@@ -8,7 +8,7 @@ import sys
 from initstudy.config import load_study
 from initstudy.data import PREPARED, fixed_batch, load_manifest
 from initstudy.stage import run_stage
-from initstudy.files import writable, write_json, write_tsv
+from initstudy.files import all_or_nothing, writable, write_json, write_tsv
 from initstudy.paths import STEP0, step0_path
 from initstudy.tables import fmt
 
@@ -29,9 +29,10 @@ def main():
     model, _ = build_for_experiment(study.model, experiment, manifest, diag.seed, images)
     rows = layer_stats(model, images, labels, experiment.initializer, experiment.activation,
                        study.model.depthwise_fan)
-    write_tsv(step0_path(experiment.name, "tsv"), rows, COLUMNS)
     summary = rounded(headline(rows))
-    write_json(step0_path(experiment.name, "json"), summary)
+    with all_or_nothing() as staged:  # the table and its headline, both or neither
+        write_tsv(staged(step0_path(experiment.name, "tsv")), rows, COLUMNS)
+        write_json(staged(step0_path(experiment.name, "json")), summary)
     print(f"{experiment.name} at step 0: last/first signal std "
           f"{fmt(summary['signal_ratio'], '.3g')}, first/last gradient std "
           f"{fmt(summary['gradient_ratio'], '.3g')}")

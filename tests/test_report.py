@@ -2,9 +2,13 @@
 splits' baselines and the JSON's rounding."""
 import json
 import math
+import os
+import shutil
 
+import numpy as np
 import pytest
 
+from conftest import ROOT, project, write_params
 from initstudy.files import write_json
 from initstudy.stats import pairwise, seed_analysis
 from initstudy.grid import grid_verdicts, panels
@@ -142,6 +146,32 @@ def test_analysis_text_puts_the_blocked_design_first_and_names_a_dropped_block()
     assert "F(3, 3)" in text and "over 11 runs: F(3, 7)" in text
 
 
+@pytest.mark.parametrize("seed_effect", [0.0, 0.03])
+def test_the_sentence_on_blocking_follows_the_numbers(seed_effect):
+    """The sensitivity check credits the seeds' shared effect only where the blocks explain
+    something and blocking lowered the residual sd; otherwise it says the seeds explain little.
+    Four experiments 0.01 apart, 3 seeds, with and without a shared per-seed shift."""
+    from initstudy.tables import agreement_line
+
+    rng = np.random.default_rng(1)
+    groups = {e: {s: 0.5 + 0.012 * i + seed_effect * s + rng.normal(0, 0.004)
+                  for s in range(3)} for i, e in enumerate("abcd")}
+    analysis = seed_analysis(groups)
+    b, o = analysis["blocked"], analysis["oneway"]
+    line = agreement_line(analysis)
+    calls = [t["significant"] for t in b["pairs"]] != [t["significant"] for t in o["pairs"]]
+    if not calls:
+        assert line == "Both analyses make the same call on every pair."
+    elif b["block_p"] < 0.05 and b["residual_sd"] < o["pooled_sd"]:
+        assert "the seeds share an effect" in line and "seeds explain little" not in line
+    else:
+        assert "the seeds explain little here" in line and "share an effect" not in line
+    if seed_effect:  # a strong shared shift: blocking must be what separates them
+        assert b["block_p"] < 0.05 and "the seeds share an effect" in line
+    text = "\n".join(analysis_lines(analysis))
+    assert f"detects a true gap of {b['mdd_tukey']:.4f} with 80% power" in text
+
+
 def summary(accuracies, shift=0.0):
     """The report's JSON parts from these runs, every input moved by `shift`."""
     groups = {k: {s: a + shift for s, a in enumerate(v)} for k, v in accuracies.items()}
@@ -210,3 +240,254 @@ def test_every_four_decimal_figure_in_the_readme_is_in_a_committed_result():
     assert figures, "the README quotes no results"
     missing = sorted(f for f in figures if f.lstrip("-") not in committed)
     assert not missing, f"README figures found in no committed result: {missing}"
+
+
+# ---------------------------------------------------------------- the report stage, whole
+# Three unequal classes: the stored train split (class-interleaved) is 150 / 60 / 33 images,
+# a majority-class rate of 150 / 243 = 0.617; its first 164 records (the subset scored in
+# inference mode) hold 71 / 60 / 33, a majority rate of 71 / 164 = 0.433.
+UNEQUAL = {"classes": ["a", "b", "c"],
+           "splits": {"train": {"count": 243, "per_class": {"a": 150, "b": 60, "c": 33}},
+                      "validation": {"count": 12, "per_class": {"a": 4, "b": 4, "c": 4}},
+                      "test": {"count": 90, "per_class": {"a": 30, "b": 30, "c": 30}}}}
+SOURCE_SHA256 = "0123456789abcdef" * 4
+REPORT_FILES = sorted(["summary.json", "summary.md", "test_accuracy.json", "history.json",
+                       "accuracy.png", "loss.png", "test_accuracy.png", "step0_depth.png",
+                       "step0_kernel_std.png", "grid_signal.png", "grid_gradient.png",
+                       "weight_updates.png"])
+
+
+def test_the_inference_mark_uses_the_scored_subsets_own_majority_rate():
+    from initstudy.tables import inference_baseline, inference_subset
+
+    # whole rounds of one image per class until c (33) and then b (60) run out, then a alone
+    assert inference_subset(UNEQUAL, 164) == {"a": 71, "b": 60, "c": 33}
+    assert inference_subset(UNEQUAL, 100) == {"a": 34, "b": 33, "c": 33}
+    assert inference_subset(UNEQUAL, 8) == {"a": 3, "b": 3, "c": 2}  # a partial last round
+    assert inference_subset(UNEQUAL, 10_000) == UNEQUAL["splits"]["train"]["per_class"]
+    subset = inference_baseline(UNEQUAL, 164)
+    assert subset["majority"] == pytest.approx(0.4329, abs=1e-4)
+    assert baselines(UNEQUAL)["train"]["majority"] == pytest.approx(0.6173, abs=1e-4)
+    limits = accuracy_limits(UNEQUAL, 164)
+    assert limits["inference_accuracy"] == pytest.approx(
+        71 / 164 + 2.58 * math.sqrt(71 / 164 * (1 - 71 / 164) / 164))  # 0.5327
+    # the whole split's majority would put the limit at 0.7152 and mark a 0.70
+    lines = results_table([experiment("learned", 0.9, inference_accuracy=0.70),
+                           experiment("at_majority", 0.9, inference_accuracy=0.45)], limits)
+    assert row(lines, "learned")[6] == "0.7000"
+    assert row(lines, "at_majority")[6] == "0.4500 †"
+    text = "\n".join(baseline_lines(UNEQUAL, 164))
+    assert "| train (inference) | 164 | 0.3333 | 0.4329 | 0.5327 |" in text
+    assert "| train | 243 | 0.3333 | 0.6173 |" in text
+
+
+@pytest.mark.slow
+def test_the_subset_counts_are_those_of_the_records_training_scores(tmp_path):
+    """inference_subset against the data itself: prepare's class-interleaved train split in
+    unequal shards, read back as training reads its inference subset (make_dataset's limit)."""
+    import numpy as np
+
+    from initstudy import data
+    from initstudy.tables import inference_subset
+
+    labels = np.repeat([0, 1, 2], [154, 64, 37])
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), 4, 4, 3), np.uint8)
+    splits = data.split_validation(["a", "b", "c"], {"train": (images, labels),
+                                                     "test": (images[:9], labels[:9])}, 4, 0)
+    manifest = data.write_prepared(["a", "b", "c"], splits, str(tmp_path / "prepared"), 5,
+                                   {"folder": "x"}, {"per_class": 4, "seed": 0})
+    assert manifest["splits"]["train"]["per_class"] == UNEQUAL["splits"]["train"]["per_class"]
+    for n in (8, 100, 164, 200, 243, 500):
+        drawn = np.concatenate([y.numpy() for _, y in data.make_dataset(
+            str(tmp_path / "prepared"), manifest, "train", 32, limit=n)])
+        assert dict(zip("abc", np.bincount(drawn, minlength=3).tolist())) == \
+            inference_subset(manifest, n), n
+
+
+def synthetic_results(folder, conv_ratio=0.0, shift=0.0):
+    """Everything the report stage reads, without training: a BN-free SkipInit study of two
+    experiments x two seeds on UNEQUAL's three classes, whose weight-update logs have the
+    median conv ||dW|| / ||W|| at `conv_ratio` at every step (0: 4-5 of 5 conv kernels exactly
+    unchanged per step, as at float32); step 0 and the grid are the committed ones.
+    `shift` moves every accuracy. Returns the folder."""
+    from initstudy.evaluation import experiment_metrics
+    from initstudy.files import write_tsv
+
+    params = project(folder, seeds=[0, 1], inference_images=164)
+    params["model"].update(batch_norm=False, residual_scale="skipinit")
+    params["experiments"] = {k: params["experiments"][k] for k in ("he_normal", "glorot_normal")}
+    write_params(folder, params)
+    (folder / "data" / "prepared").mkdir(parents=True)
+    write_json(folder / "data" / "prepared" / "manifest.json",
+               {**UNEQUAL, "source": {"folder": "data/abc.tar.gz", "sha256": SOURCE_SHA256},
+                "validation": {"per_class": 4, "seed": 0, "drawn_from": "train"},
+                "image_shape": [32, 32, 3]})
+    (folder / "grid").mkdir()
+    shutil.copy(os.path.join(ROOT, "grid", "cells.tsv"), folder / "grid" / "cells.tsv")
+    (folder / "metrics" / "step0").mkdir(parents=True)
+    for e, offset in (("he_normal", 0.0), ("glorot_normal", -0.04)):
+        for ext in ("json", "tsv"):
+            shutil.copy(os.path.join(ROOT, "metrics", "step0", f"{e}.{ext}"),
+                        folder / "metrics" / "step0" / f"{e}.{ext}")
+        runs = []
+        for seed in (0, 1):
+            acc = 0.5 + offset + 0.03 * seed * (1 + offset) + shift
+            runs.append({"seed": seed, "diverged": False, "diverged_epoch": None, "epochs": 1,
+                         "train_accuracy": acc, "train_loss": 1.0, "inference_accuracy": acc,
+                         "val_accuracy": acc, "val_loss": 1.0, "val_accuracy_raw": acc,
+                         "test_accuracy": acc, "test_loss": 1.0, "test_accuracy_raw": acc,
+                         "test_loss_raw": 1.0, "device": "cpu", "precision": "float32",
+                         "jit_compile": False, "steps_per_execution": 1, "deterministic": True})
+            run = folder / "models" / e / f"seed{seed}"
+            run.mkdir(parents=True)
+            write_json(run / "history.json", {"diverged": False, "history": [
+                {"epoch": 1, "accuracy": acc, "inference_accuracy": acc, "loss": 1.0,
+                 "inference_loss": 1.0, "val_accuracy": acc, "val_loss": 1.0}]})
+            rows = [{"step": step, "layer": f"{kind}_{i}", "kind": kind, "weight_norm": 1.0,
+                     "update_ratio": ratio}
+                    for step in (1, 2, 3)
+                    for kind, i, ratio in
+                    [("conv", i, 1e-7 if (i, step) == (4, 3) else conv_ratio) for i in range(5)]
+                    + [("depthwise", i, 0.01 * step) for i in range(3)] + [("dense", 0, 0.02)]]
+            write_tsv(run / "weight_updates.tsv", rows,
+                      ("step", "layer", "kind", "weight_norm", "update_ratio"))
+        (folder / "eval" / e).mkdir(parents=True)
+        write_json(folder / "eval" / e / "runs.json", runs)
+        write_json(folder / "metrics" / f"{e}.json", experiment_metrics(runs))
+    return folder
+
+
+def report_files(folder):
+    return {f: (folder / "report" / f).read_bytes()
+            for f in sorted(os.listdir(folder / "report"))}
+
+
+@pytest.mark.slow
+def test_a_skipinit_run_whose_conv_kernels_never_move_gets_a_complete_report(
+        tmp_path, monkeypatch):
+    from stages import report
+
+    synthetic_results(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    report.main()  # the median conv update ratio is 0 at every step: no ZeroDivisionError
+    assert sorted(os.listdir(tmp_path / "report")) == REPORT_FILES
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "| he_normal | 0.01 | 0.02 | 0 | 0 | - (no conv update) |" in text
+    assert "- he_normal: no measurable update of the conv kernels at any of the 3 logged " \
+        "steps: the median ||dW|| / ||W|| is exactly 0 (4-5 of 5 conv kernels unchanged " \
+        "per step" in text
+    assert "depthwise kernels" not in text  # they moved: no sentence about them
+    # the data a run trained on, as a column of `dvc exp show`, beside the accuracies
+    shown = json.loads((tmp_path / "report" / "test_accuracy.json").read_text())
+    assert shown == {"acc": {"he_normal": 0.515, "glorot_normal": 0.4744},
+                     "data": SOURCE_SHA256[:12]}
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["baselines"]["train_inference"]["per_class"] == {"a": 71, "b": 60, "c": 33}
+
+
+@pytest.mark.slow
+def test_updates_that_move_get_their_ratio_and_no_sentence(tmp_path, monkeypatch):
+    from stages import report
+
+    synthetic_results(tmp_path, conv_ratio=0.005)
+    monkeypatch.chdir(tmp_path)
+    report.main()
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "| he_normal | 0.01 | 0.02 | 0.005 | 0.005 | 4 |" in text
+    assert "no measurable update" not in text
+
+
+@pytest.mark.slow
+def test_a_failure_midway_leaves_every_report_file_as_it_was(tmp_path, monkeypatch):
+    from initstudy import plots
+    from stages import report
+
+    synthetic_results(tmp_path)
+    (tmp_path / "report").mkdir()
+    for name in REPORT_FILES + ["notes.txt"]:
+        (tmp_path / "report" / name).write_bytes(f"the last good {name}\n".encode())
+    before = report_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def broken(*args, **kwargs):  # the 6th of 8 figures, after every JSON and the text
+        raise RuntimeError("a figure that cannot be drawn")
+
+    monkeypatch.setattr(plots, "curves", broken)
+    with pytest.raises(RuntimeError, match="cannot be drawn"):
+        report.main()
+    assert report_files(tmp_path) == before  # nothing new, nothing half-written, no temp file
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    report.main()  # the same inputs without the failure: every file is new
+    after = report_files(tmp_path)
+    assert sorted(after) == sorted(before)
+    assert all(after[f] != before[f] for f in REPORT_FILES)
+    assert after["notes.txt"] == before["notes.txt"]
+
+
+def test_updates_table_names_a_kind_that_never_moves_instead_of_dividing_by_it():
+    from initstudy.tables import updates_table
+
+    def updates(name, conv, depthwise=(0.01, 0.03)):
+        return {"experiment": name, "updates": [
+            {"step": s + 1, "depthwise": d, "conv": c} for s, (d, c) in
+            enumerate(zip(depthwise, conv))], "unchanged": {"conv": {"min": 20, "max": 35,
+                                                                     "layers": 35}}}
+
+    lines = updates_table([updates("still", (0.0, 0.0)), updates("late", (0.0, 0.004)),
+                           updates("moving", (0.002, 0.002)),
+                           {"experiment": "unlogged", "updates": []}], 2)
+    assert row(lines, "still")[2:] == ["0.01", "0.02", "0", "0", "- (no conv update)", ""]
+    assert row(lines, "late")[2:] == ["0.01", "0.02", "0", "0.002", "10", ""]
+    assert row(lines, "moving")[6] == "10"
+    assert row(lines, "unlogged")[2:7] == ["-"] * 5
+    notes = [line for line in lines if line.startswith("- ")]
+    assert notes == [
+        "- still: no measurable update of the conv kernels at any of the 2 logged steps: the "
+        "median ||dW|| / ||W|| is exactly 0 (20-35 of 35 conv kernels unchanged per step, over "
+        "the logged steps and seeds); the depthwise / conv ratio is undefined.",
+        "- late: no measurable update of the conv kernels at step 1 (later steps move them: "
+        "mean 0.002): the median ||dW|| / ||W|| is exactly 0 (20-35 of 35 conv kernels "
+        "unchanged per step, over the logged steps and seeds)."]
+    # nothing still, nothing said
+    assert not [line for line in updates_table([updates("moving", (0.002, 0.002))], 2)
+                if "no measurable update" in line or line.startswith("A kernel")]
+
+
+@pytest.mark.slow
+def test_dvc_shows_the_data_column_and_still_diffs_the_accuracies(tmp_path):
+    """report/test_accuracy.json's string field: a column of `dvc exp show`, and `dvc metrics
+    diff` still diffs the numbers beside it (against a commit from before the field)."""
+    from conftest import sh
+
+    sh("git init -q && dvc init -q", tmp_path)
+    (tmp_path / "dvc.yaml").write_text("metrics:\n  - report/test_accuracy.json\n")
+    (tmp_path / "report").mkdir()
+    write_json(tmp_path / "report" / "test_accuracy.json", {"acc": {"he_normal": 0.5}})
+    sh("git add -A && git commit -qm old", tmp_path)
+    write_json(tmp_path / "report" / "test_accuracy.json",
+               {"acc": {"he_normal": 0.55}, "data": SOURCE_SHA256[:12]})
+    diff = json.loads(sh("dvc metrics diff --json", tmp_path))["report/test_accuracy.json"]
+    assert diff["acc.he_normal"]["diff"] == pytest.approx(0.05)
+    assert diff["data"] == {"old": None, "new": "0123456789ab"}
+    shown = json.loads(sh("dvc exp show --json", tmp_path))
+    workspace = next(r for r in shown if r["rev"] == "workspace")
+    assert workspace["data"]["metrics"]["report/test_accuracy.json"]["data"]["data"] == \
+        "0123456789ab"
+    assert "0123456789ab" in sh("dvc exp show --no-pager", tmp_path)
+
+
+def test_all_or_nothing_renames_only_once_every_staged_file_is_written(tmp_path):
+    from initstudy.files import all_or_nothing, write_text
+
+    (tmp_path / "a.txt").write_text("old a\n")
+    with pytest.raises(RuntimeError, match="never written: .*b.txt"):
+        with all_or_nothing() as staged:
+            write_text(staged(str(tmp_path / "a.txt")), "new a\n")
+            staged(str(tmp_path / "b.txt"))  # named, never written
+    assert os.listdir(tmp_path) == ["a.txt"] and (tmp_path / "a.txt").read_text() == "old a\n"
+    with all_or_nothing() as staged:
+        write_text(staged(str(tmp_path / "a.txt")), "new a\n")
+        write_text(staged(str(tmp_path / "b.txt")), "new b\n")
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+    assert (tmp_path / "a.txt").read_text() == "new a\n"
