@@ -62,15 +62,15 @@ def source_hash(path):
     sha256 of the bytes) of every train/<class>/ and test/<class>/ image file, with their count
     ("files"): stable across machines and walk orders, changed by any renamed or edited image."""
     if not os.path.isdir(path):
-        return {"sha256": _sha256(path)}
+        return {"sha256": file_sha256(path)}
     files = []
     for _, _, name, relpath, opener in _image_entries(path):
         if name and name.lower().endswith(IMAGE_SUFFIXES):
             with opener() as f:
                 files.append((relpath, hashlib.sha256(f.read()).hexdigest()))
     digest = hashlib.sha256()
-    for relpath, file_sha256 in sorted(files):
-        digest.update(f"{relpath}\0{file_sha256}\n".encode())
+    for relpath, sha256 in sorted(files):
+        digest.update(f"{relpath}\0{sha256}\n".encode())
     return {"sha256": digest.hexdigest(), "files": len(files)}
 
 
@@ -298,7 +298,7 @@ def read_tfds(name, data_dir=None, manual_dir=None, max_per_class=None, storage_
     source = {"tfds": name, "version": str(builder.info.version)}
     archive = None if builder.is_prepared() else _manual_archive(manual_dir)  # None: not read
     if archive:
-        source.update(archive=archive, sha256=_sha256(archive))
+        source.update(archive=archive, sha256=file_sha256(archive))
     offline = ("set prepare.manual_dir to a folder holding cifar-10-binary.tar.gz, or "
                "prepare.source=folder with prepare.folder=<image folder or .tar.gz>")
     if not builder.is_prepared() and not archive:
@@ -351,7 +351,7 @@ def split_validation(classes, splits, per_class, seed):
 
 
 # ---------------------------------------------------------------- TFRecord shards
-def _sha256(path):
+def file_sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -390,7 +390,7 @@ def write_tfrecords(images, labels, out_dir, split, num_shards):
     for w in writers:
         w.close()
     return [{"file": os.path.basename(p), "count": len(range(i, len(images), num_shards)),
-             "sha256": _sha256(p)} for i, p in enumerate(paths)]
+             "sha256": file_sha256(p)} for i, p in enumerate(paths)]
 
 
 def check_varied(splits, channel_std, source=None):
@@ -486,7 +486,7 @@ def verify_shards(prepared_dir, manifest):
                              f"to {info['count']}; re-run prepare (dvc repro -f prepare)")
         for shard in info["shards"]:
             path = os.path.join(prepared_dir, shard["file"])
-            if not os.path.exists(path) or _sha256(path) != shard["sha256"]:
+            if not os.path.exists(path) or file_sha256(path) != shard["sha256"]:
                 raise StudyError(f"shard {path} is missing, truncated or changed (sha256 differs "
                                  "from the manifest); restore it with dvc checkout or re-run prepare")
 

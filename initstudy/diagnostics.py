@@ -9,7 +9,8 @@ RELU_FAMILY = ("relu", "relu6")
 COLUMNS = ("depth", "layer", "kind", "kernel_std", "kernel_std_formula",
            "kernel_std_per_channel_fan",
            "pre_mean", "pre_std", "bn_mean", "bn_std", "act_mean", "act_std", "signal_std",
-           "signal_pooled_std", "zero_fraction", "dead_units", "saturated_fraction", "grad_out_std", "grad_kernel_std")
+           "signal_pooled_std", "zero_fraction", "dead_units", "saturated_fraction", "grad_out_std",
+           "grad_kernel_std")
 
 
 def _saturated(x, activation):

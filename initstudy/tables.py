@@ -380,7 +380,8 @@ def data_lines(manifest, study):
     from initstudy.data import source_line
 
     splits = manifest["splits"]
-    lines = [f"D{source_line(manifest)[1:]}; stored at {study.prepare.storage_size}x{study.prepare.storage_size}, "
+    size = study.prepare.storage_size
+    lines = [f"D{source_line(manifest)[1:]}; stored at {size}x{size}, "
              f"the model sees {study.model.image_size}x{study.model.image_size}; "
              + "; ".join(f"{s} {v['count']} images" for s, v in splits.items()) + ".", "",
              "| class | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]

@@ -23,12 +23,6 @@ MINI_ARCHIVE = os.path.join(ROOT, "tests", "data", "cifar10-jpeg-mini.tar.gz")
 CODE = ("initstudy", "stages", "tools", "reference")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains a model, runs dvc repro / dvc exp / the "
-                                       "queue, or takes more than ~5 s; the fast subset is "
-                                       "pytest -m 'not slow'")
-
-
 def subprocess_env(**extra):
     """The environment of every stage, command and dvc a test starts: this Python's dvc on
     PATH (DVC's queue starts it by name), no analytics, no TensorFlow start-up noise, a git

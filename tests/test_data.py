@@ -34,7 +34,7 @@ def test_mini_archive_round_trip(mini_archive, tmp_path):
     assert manifest["splits"]["test"]["per_class"] == {c: 50 for c in CLASSES}
     assert json.load(open(os.path.join(out, "manifest.json"))) == manifest
     for shard in manifest["splits"]["train"]["shards"]:
-        assert data._sha256(os.path.join(out, shard["file"])) == shard["sha256"]
+        assert data.file_sha256(os.path.join(out, shard["file"])) == shard["sha256"]
     assert not os.path.exists(out + ".tmp")
 
     images, labels = read_back(out, manifest, "test")

@@ -106,7 +106,7 @@ def test_files_with_names_that_are_not_images_are_skipped_and_counted(tmp_path, 
 
 def test_the_source_hash_is_the_archive_sha256_or_a_stable_hash_of_the_folder(tmp_path):
     archive = make_archive(tmp_path / "x.tar.gz")
-    assert data.source_hash(archive) == {"sha256": data._sha256(archive)}
+    assert data.source_hash(archive) == {"sha256": data.file_sha256(archive)}
     first = data.source_hash(make_folder(tmp_path / "one", LAYOUT))
     assert first["files"] == 10
     # the same files written in another order hash the same; a renamed or changed one does not
@@ -382,15 +382,15 @@ def test_a_changed_archive_at_the_same_path_reruns_prepare(tmp_path):
     sh("dvc init --no-scm -q && dvc repro prepare", study)
     assert "up to date" in sh("dvc status prepare", study)
     manifest = data.load_manifest(str(study / data.PREPARED), verify=False)
-    assert manifest["source"] == {"folder": archive, "sha256": data._sha256(archive)}
+    assert manifest["source"] == {"folder": archive, "sha256": data.file_sha256(archive)}
 
     make_archive(archive, seed=1)  # other pixels, same path
     status = sh("dvc status prepare", study)
     assert "changed deps" in status and "modified" in status and archive in status, status
     log = sh("dvc repro prepare", study)
     assert "Running stage 'prepare'" in log
-    assert f"data: {archive} (sha256 {data._sha256(archive)})" in log
+    assert f"data: {archive} (sha256 {data.file_sha256(archive)})" in log
     again = data.load_manifest(str(study / data.PREPARED))
-    assert again["source"]["sha256"] == data._sha256(archive) != manifest["source"]["sha256"]
+    assert again["source"]["sha256"] == data.file_sha256(archive) != manifest["source"]["sha256"]
     assert again["splits"]["train"]["shards"] != manifest["splits"]["train"]["shards"]
     assert "up to date" in sh("dvc status prepare", study)

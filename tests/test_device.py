@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,17 +22,20 @@ def claim(tmp_path, hold, **env):
                             stdout=subprocess.PIPE, text=True)
 
 
-def claimed(process):
-    lines = process.communicate(timeout=60)[0].splitlines()
+def claimed(process, first=""):
+    """The claiming process's output lines (`first`: a line already read) and its claim."""
+    lines = (first + process.stdout.read()).splitlines()  # (communicate would skip the
+    process.wait(timeout=60)                                # lines that readline buffered)
     _, index, visible, when = lines[-1].split()
     return lines, index, visible, float(when)
 
 
 def test_each_process_takes_a_free_gpu_and_the_next_waits_for_one(tmp_path):
     first, second = claim(tmp_path, 2, INITSTUDY_GPUS="2"), claim(tmp_path, 2, INITSTUDY_GPUS="2")
-    time.sleep(1)  # both hold their GPU now
+    # each prints its claim, then holds the GPU for 2 s: the third starts only once both hold one
+    held = [process.stdout.readline() for process in (first, second)]
     third = claim(tmp_path, 0, INITSTUDY_GPUS="2")
-    a, b, c = claimed(first), claimed(second), claimed(third)
+    a, b, c = claimed(first, held[0]), claimed(second, held[1]), claimed(third)
     assert {a[1], b[1]} == {"0", "1"}
     assert (a[1], b[1]) == (a[2], b[2])  # TensorFlow will see only the claimed GPU
     assert "all 2 GPUs are in use by other runs; waiting for one" in c[0]

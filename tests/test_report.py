@@ -81,7 +81,8 @@ MANIFEST = {"classes": ["cat", "dog"],
                        "test": {"count": 153, "per_class": {"cat": 83, "dog": 70}}}}
 # the committed run's test accuracies (report/summary.json), seed 0, 1, 2
 ACCURACIES = {"random_normal": [0.1606, 0.3459, 0.3177],
-              "glorot_normal": [0.2176, 0.3675, 0.2997], "he_normal": [0.1832, 0.2857, 0.2945], "lecun_normal": [0.2055, 0.3043, 0.2705]}
+              "glorot_normal": [0.2176, 0.3675, 0.2997], "he_normal": [0.1832, 0.2857, 0.2945],
+              "lecun_normal": [0.2055, 0.3043, 0.2705]}
 
 
 def experiment(name, test_accuracy, runs=(), **extra):

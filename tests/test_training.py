@@ -201,6 +201,7 @@ def test_a_failing_seed_stops_the_stage_with_its_one_line(prepared_project, tmp_
     assert len(lines) == 1 and lines[0].startswith("error: he_normal seed 1 failed"), lines
 
 
+@pytest.mark.slow
 def test_a_bn_free_skipinit_run_trains_and_the_evaluate_stage_scores_it(prepared_project,
                                                                         tmp_path):
     """The trained grid's settings end to end: the evaluate stage loads a model with the
