@@ -14,7 +14,7 @@ import sys
 import time
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, record_features, shard_paths
+from initstudy.shards import PREPARED, record_features, shard_paths
 from initstudy.device import DeviceSettings
 from tools.dvc import dvc, dvc_json
 
@@ -77,7 +77,7 @@ def train_speed(model_input, size, batch_size, steps, manifest, settings):
 def model_input_dataset(kind, manifest, batch_size, size):
     import tensorflow as tf
 
-    from initstudy.data import make_dataset
+    from initstudy.shards import make_dataset
 
     if kind == "real":
         return make_dataset(PREPARED, manifest, "train", batch_size, 0, epochs=(0, 20))
@@ -88,7 +88,7 @@ def model_input_dataset(kind, manifest, batch_size, size):
 
 
 def measure(kind, size, batch_size, steps, seconds, settings):
-    from initstudy.data import load_manifest, make_dataset
+    from initstudy.shards import load_manifest, make_dataset
 
     manifest = load_manifest(PREPARED)
     if kind == "pipeline":

@@ -47,8 +47,8 @@ def train_once(prepared, epochs, steps=None, size=32):
     import keras
 
     from bench.timer import EpochTimer
-    from initstudy.data import load_manifest, make_dataset
-    from initstudy.device import make_deterministic
+    from initstudy.shards import load_manifest, make_dataset
+    from initstudy.seeding import make_deterministic
     from initstudy.model import build_mobilenet_v2, data_inputs
 
     manifest = load_manifest(prepared)
@@ -110,13 +110,13 @@ def main():
         print(json.dumps(train_once(args.one, args.epochs, args.steps, args.size)))
         return
 
-    from initstudy import data
+    from initstudy import shards, sources
 
     prepared = args.prepared
     if not prepared:
         prepared = tempfile.mkdtemp(prefix="portability-")
-        classes, splits = data.read_image_folder(ARCHIVE, 32)
-        data.write_prepared(classes, splits, prepared, 2, {"folder": ARCHIVE})
+        classes, splits = sources.read_image_folder(ARCHIVE, 32)
+        shards.write_prepared(classes, splits, prepared, 2, {"folder": ARCHIVE})
     results = {"cpu": cpu_name(), "data": args.prepared or ARCHIVE, "size": args.size,
                "epochs": args.epochs, "steps_per_epoch": args.steps, "variants": {}}
     for name in args.variants:

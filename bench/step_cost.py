@@ -56,8 +56,9 @@ def train_variant(prepared, name, epochs, steps):
 
     from bench.timer import EpochTimer
     from initstudy import model as model_module
-    from initstudy.data import load_manifest, make_dataset
-    from initstudy.device import DeviceSettings, apply, make_deterministic
+    from initstudy.shards import load_manifest, make_dataset
+    from initstudy.device import DeviceSettings, apply
+    from initstudy.seeding import make_deterministic
 
     batch_norm, fused, precision, batch = VARIANTS[name]
     if fused:  # the model builder looks the layer up in keras.layers when it builds

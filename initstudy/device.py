@@ -1,6 +1,5 @@
-"""The device a run trains on: one free GPU of the machine, a quiet TensorFlow start, its
-concrete settings (each `auto` of params.yaml's train section resolved per device), how many
-runs fit side by side, whether a batch fits in memory, and seeds."""
+"""The device a run trains on: one free GPU of the machine, a quiet TensorFlow start, and its
+concrete settings (each `auto` of params.yaml's train section resolved per device)."""
 import dataclasses
 import fcntl
 import os
@@ -151,20 +150,3 @@ def apply(settings):
 
     keras.mixed_precision.set_global_policy(settings.precision)
 
-
-def make_deterministic(seed):
-    """Seeds Python, NumPy and TensorFlow and turns on TensorFlow's op determinism."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def parallel_runs(setting, runs):
-    """How many trainings run side by side, never more than there are runs. `auto`: all of
-    an experiment's runs at once, up to two per core. One training with one thread per op
-    keeps about one core busy; on 2 cores two side by side gave 1.36x one alone in total,
-    three 1.32x (bench/results-parallel.json), so 3 seeds at once beat 2 and then 1 alone."""
-    cores = len(os.sched_getaffinity(0))
-    return max(1, min(runs, 2 * cores if setting == "auto" else setting))

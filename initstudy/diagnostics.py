@@ -39,13 +39,28 @@ def layer_stats(model, images, labels, initializer, activation, depthwise_fan="k
     hands on (per-unit std across the batch, and pooled), dead and saturated fractions, and
     the std of the gradient w.r.t. the layer's output and its kernel. The residual stream is
     tapped too: one `residual` row per Add, after the conv that feeds it."""
+    convs, adds, taps, probe = probe_model(model)
+    values, grads = forward_and_backward(probe, convs, taps, len(adds), images, labels)
+    rows = [{"depth": depth, "layer": conv.name,
+             **kernel_columns(conv, initializer, activation, depthwise_fan),
+             **signal_columns(conv, values, taps, activation),
+             **gradient_columns(grads["out"][depth - 1], grads["kernel"][depth - 1])}
+            for depth, conv in enumerate(convs, start=1)]
+    rows += residual_rows(model, adds, values[len(taps):len(taps) + len(adds)],
+                          grads["residual"], rows)
+    return sorted(rows, key=lambda r: (r["depth"], r["kind"] == "residual"))
+
+
+def probe_model(model):
+    """The model's convs and Adds, where each conv's stages sit among the outputs of a probe
+    (`taps`: (conv name, "pre" | "bn" | "act") -> index; a stage the conv lacks is left out),
+    and the probe: a model whose outputs are those stages, then each Add's, then the logits."""
     import keras
-    import tensorflow as tf
 
     names = {layer.name for layer in model.layers}
     convs = [layer for layer in model.layers
              if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
-    taps = {}  # (conv name, stage) -> index into the probe's outputs
+    taps = {}
     outputs = []
     for conv in convs:
         for stage, suffix in (("pre", ""), ("bn", "_bn"), ("act", "_act")):
@@ -53,56 +68,86 @@ def layer_stats(model, images, labels, initializer, activation, depthwise_fan="k
                 taps[conv.name, stage] = len(outputs)
                 outputs.append(model.get_layer(conv.name + suffix).output)
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
-    add_index = len(outputs)
     outputs += [add.output for add in adds]
-    probe = keras.Model(model.inputs[0], outputs + [model.outputs[0]])
+    return convs, adds, taps, keras.Model(model.inputs[0], outputs + [model.outputs[0]])
+
+
+def forward_and_backward(probe, convs, taps, n_adds, images, labels):
+    """The probe's outputs on `images` (BN in training mode), and the loss's gradients with
+    respect to each conv's output before BN ("out"), each kernel and each Add's output."""
+    import keras
+    import tensorflow as tf
+
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with tf.GradientTape() as tape:
         values = probe(images, training=True)
         loss = loss_fn(labels, values[-1])
     pre = [values[taps[c.name, "pre"]] for c in convs]
-    residual = values[add_index:add_index + len(adds)]
+    residual = values[len(taps):len(taps) + n_adds]
     grads = tape.gradient(loss, pre + [c.kernel for c in convs] + list(residual))
-    grad_out, grad_kernel = grads[:len(convs)], grads[len(convs):2 * len(convs)]
-    grad_residual = grads[2 * len(convs):]
+    n = len(convs)
+    return values, {"out": grads[:n], "kernel": grads[n:2 * n], "residual": grads[2 * n:]}
 
-    rows = []
-    for depth, conv in enumerate(convs, start=1):
-        depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
-        kernel = conv.kernel.numpy()
-        row = {"depth": depth, "layer": conv.name, "kind": "depthwise" if depthwise else "conv",
-               "kernel_std": float(kernel.std()),
-               "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise,
-                                                  depthwise_fan, activation),
-               "kernel_std_per_channel_fan": expected_std(initializer, kernel.shape, depthwise,
-                                                          "per_channel", activation)}
-        for stage in ("pre", "bn", "act"):
-            x = values[taps[conv.name, stage]].numpy() if (conv.name, stage) in taps else None
-            row[f"{stage}_mean"] = None if x is None else float(x.mean())
-            row[f"{stage}_std"] = None if x is None else float(x.std())
-            if x is not None:
-                last = x  # the signal this conv hands on: after act, else after BN, else raw
-        row["signal_std"] = unit_std(last)
-        row["signal_pooled_std"] = float(last.std())
-        act = values[taps[conv.name, "act"]].numpy() if (conv.name, "act") in taps else None
-        relu = act is not None and activation in RELU_FAMILY
-        row["zero_fraction"] = float(np.mean(act == 0)) if relu else None
-        row["dead_units"] = float(np.mean(np.all(act.reshape(-1, act.shape[-1]) == 0, axis=0))) \
-            if relu else None
-        row["saturated_fraction"] = None if act is None else _saturated(act, activation)
-        row["grad_out_std"] = float(tf.math.reduce_std(grad_out[depth - 1]))
-        row["grad_kernel_std"] = float(tf.math.reduce_std(grad_kernel[depth - 1]))
-        rows.append(row)
+
+def kernel_columns(conv, initializer, activation, depthwise_fan):
+    """A conv's kind, its kernel's std, and the std the initializer's formula gives it (with
+    the study's depthwise fan, and with a per-channel one)."""
+    import keras
+
+    depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
+    kernel = conv.kernel.numpy()
+    return {"kind": "depthwise" if depthwise else "conv",
+            "kernel_std": float(kernel.std()),
+            "kernel_std_formula": expected_std(initializer, kernel.shape, depthwise,
+                                               depthwise_fan, activation),
+            "kernel_std_per_channel_fan": expected_std(initializer, kernel.shape, depthwise,
+                                                       "per_channel", activation)}
+
+
+def signal_columns(conv, values, taps, activation):
+    """A conv's output before BN, after BN and after the activation (mean, pooled std), the
+    signal it hands on, and how much of its activation is zero, dead or saturated."""
+    row = {}
+    for stage in ("pre", "bn", "act"):
+        x = values[taps[conv.name, stage]].numpy() if (conv.name, stage) in taps else None
+        row[f"{stage}_mean"] = None if x is None else float(x.mean())
+        row[f"{stage}_std"] = None if x is None else float(x.std())
+        if x is not None:
+            last = x  # the signal this conv hands on: after act, else after BN, else raw
+    row["signal_std"] = unit_std(last)
+    row["signal_pooled_std"] = float(last.std())
+    act = values[taps[conv.name, "act"]].numpy() if (conv.name, "act") in taps else None
+    relu = act is not None and activation in RELU_FAMILY
+    row["zero_fraction"] = float(np.mean(act == 0)) if relu else None
+    row["dead_units"] = float(np.mean(np.all(act.reshape(-1, act.shape[-1]) == 0, axis=0))) \
+        if relu else None
+    row["saturated_fraction"] = None if act is None else _saturated(act, activation)
+    return row
+
+
+def gradient_columns(grad_out, grad_kernel):
+    import tensorflow as tf
+
+    return {"grad_out_std": float(tf.math.reduce_std(grad_out)),
+            "grad_kernel_std": float(tf.math.reduce_std(grad_kernel))}
+
+
+def residual_rows(model, adds, residual, grad_residual, conv_rows):
+    """One `residual` row per Add: the signal and gradient of the residual stream, at the
+    depth of the deepest conv before it."""
+    import tensorflow as tf
+
     order = [layer.name for layer in model.layers]
+    rows = []
     for add, x, grad in zip(adds, residual, grad_residual):
-        feeder = max((r for r in rows if order.index(r["layer"]) < order.index(add.name)),
+        feeder = max((r for r in conv_rows if order.index(r["layer"]) < order.index(add.name)),
                      key=lambda r: r["depth"])
         x = x.numpy()
         rows.append({**dict.fromkeys(COLUMNS), "depth": feeder["depth"], "layer": add.name,
                      "kind": "residual", "signal_std": unit_std(x),
                      "signal_pooled_std": float(x.std()),
                      "grad_out_std": float(tf.math.reduce_std(grad))})
-    return sorted(rows, key=lambda r: (r["depth"], r["kind"] == "residual"))
+    return rows
 
 
 def headline(rows):
@@ -128,11 +173,6 @@ def headline(rows):
         "kernel_std_max_error": max((abs(r["kernel_std"] / r["kernel_std_formula"] - 1)
                                      for r in rows if r["kernel_std_formula"]), default=None),
     }
-
-
-def rounded(summary, digits=4):
-    """Headline numbers to `digits` significant digits: what git-tracked metrics keep."""
-    return {k: None if v is None else float(f"{v:.{digits}g}") for k, v in summary.items()}
 
 
 def drift(h):

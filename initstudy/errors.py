@@ -1,4 +1,4 @@
-"""Errors a user can fix, shown as one line (initstudy.stage prints them)."""
+"""Errors a user can fix, shown as one line (initstudy.runner prints them)."""
 
 
 class StudyError(Exception):

@@ -1,7 +1,8 @@
 """Atomic file writes (a crash never leaves a half-written file for DVC to record), a stage's
-several outputs all or none, JSON and TSV in the one format every stage uses, and Keras
-models saved byte for byte the same."""
+several outputs all or none, JSON and TSV in the one format every stage uses, Keras models
+saved byte for byte the same, a file's sha256, and the progress bar of long reads and writes."""
 import csv
+import hashlib
 import json
 import os
 import re
@@ -134,3 +135,19 @@ def read_tsv(path):
     with open(path, newline="") as f:
         return [{k: value(v) for k, v in row.items()}
                 for row in csv.DictReader(f, delimiter="\t")]
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def progress(iterable, **kwargs):
+    """A progress bar on a terminal only: in a log or a captured stderr, bars would bury the
+    one-line error a bad input stops with."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=None, **kwargs)

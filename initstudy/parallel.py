@@ -1,4 +1,5 @@
-"""Trainings side by side: one process per run (`python -m stages.train <experiment> <seed>`).
+"""Trainings side by side: one process per run (`python -m initstudy.seed_run <experiment>
+<seed>`).
 
 One training with one thread per op keeps about one core busy, and `dvc repro` runs one
 stage at a time; so the train stage of an experiment runs its seeds as parallel processes.
@@ -15,7 +16,6 @@ import sys
 import threading
 import time
 
-from initstudy.device import parallel_runs
 from initstudy.errors import StudyError
 from initstudy.files import write_json
 from initstudy.paths import timings_path
@@ -23,6 +23,8 @@ from initstudy.paths import timings_path
 
 # A run's environment: the pid of the stage process that started it (train_seeds).
 PARENT = "INITSTUDY_TRAIN_PARENT"
+# The entry point of one run, started once per seed: initstudy/seed_run.py
+SEED_RUN = "initstudy.seed_run"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -50,11 +52,20 @@ def _watch_parent(parent, sig):
     os.kill(os.getpid(), sig)
 
 
+def parallel_runs(setting, runs):
+    """How many trainings run side by side, never more than there are runs. `auto`: all of
+    an experiment's runs at once, up to two per core. One training with one thread per op
+    keeps about one core busy; on 2 cores two side by side gave 1.36x one alone in total,
+    three 1.32x (bench/results-parallel.json), so 3 seeds at once beat 2 and then 1 alone."""
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(runs, 2 * cores if setting == "auto" else setting))
+
+
 def end_with_parent():
-    """Called first by `python -m stages.train`: a run started by train_seeds ends (SIGKILL)
-    with the stage process that started it; the stage process, when DVC runs it (DVC sets
-    DVC_STAGE), ends (SIGTERM: it stops its runs first) with dvc. Started by hand, the stage
-    (or one run) is not tied to its shell: nohup works as before."""
+    """Called first by the train stage and by each run (`python -m` SEED_RUN): a run started
+    by train_seeds ends (SIGKILL) with the stage process that started it; the stage process,
+    when DVC runs it (DVC sets DVC_STAGE), ends (SIGTERM: it stops its runs first) with dvc.
+    Started by hand, the stage (or one run) is not tied to its shell: nohup works as before."""
     if os.environ.get(PARENT):
         die_with_parent(int(os.environ[PARENT]), signal.SIGKILL)
     elif os.environ.get("DVC_STAGE"):
@@ -97,7 +108,7 @@ def train_seeds(experiment, seeds, setting="auto"):
             while pending and len(running) < workers:
                 seed = pending.pop(0)
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "stages.train", experiment, str(seed)],
+                    [sys.executable, "-m", SEED_RUN, experiment, str(seed)],
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                     env=env)
                 last = [""]

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from initstudy.files import atomic  # noqa: E402
-from initstudy.grid import panel_name, panels  # noqa: E402
+from initstudy.verdicts import panel_name, panels  # noqa: E402
 
 
 def save(fig, path, tight=True):

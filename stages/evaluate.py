@@ -9,8 +9,8 @@ import os
 import sys
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, load_manifest, make_dataset
-from initstudy.stage import run_stage
+from initstudy.shards import PREPARED, load_manifest, make_dataset
+from initstudy.runner import run_stage
 from initstudy.evaluation import experiment_metrics, run_record, score
 from initstudy.files import all_or_nothing, atomic, read_json, writable, write_json
 from initstudy.paths import BN_RAW, METRICS, eval_dir, metrics_path, run_dir

@@ -6,11 +6,11 @@ import os
 import time
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, fixed_batch, load_manifest
-from initstudy.stage import run_stage
+from initstudy.shards import PREPARED, fixed_batch, load_manifest
+from initstudy.runner import run_stage
 from initstudy.files import writable, write_tsv
 from initstudy.paths import GRID
-from initstudy.tables import fmt
+from initstudy.formatting import fmt
 
 AXES = ("activation", "initializer", "batch_norm", "depthwise_fan")
 MEASURES = ("drift", "drift_min", "drift_max", "signal_ratio", "signal_ratio_min",
@@ -24,7 +24,7 @@ def main():
     manifest = load_manifest(PREPARED)
     writable(os.path.dirname(GRID))
 
-    from initstudy.device import make_deterministic
+    from initstudy.seeding import make_deterministic
     from initstudy.diagnostics import grid_cell
     from initstudy.model import data_inputs
 

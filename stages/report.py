@@ -8,19 +8,19 @@ import yaml
 
 from initstudy import plots
 from initstudy.config import load_study
-from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
 from initstudy.evaluation import mean_curve
 from initstudy.files import (all_or_nothing, read_json, read_tsv, writable, write_json,
                              write_text)
-from initstudy.grid import grid_verdicts
+from initstudy.formatting import PRECISION, rounded
 from initstudy.paths import (GRID, REPORT, eval_dir, metrics_path, remove_stale_results,
                              run_dir, step0_path)
-from initstudy.stage import run_stage
-from initstudy.stats import pairwise, seed_analysis
-from initstudy.tables import (PRECISION, accuracy_limits, baselines, data_id,
-                              inference_baseline, results_markdown, results_table, rounded,
-                              setting_line)
+from initstudy.report_text import data_id, results_markdown, results_table, setting_line
+from initstudy.runner import run_stage
+from initstudy.shards import PREPARED, load_manifest
+from initstudy.stats import (accuracy_limits, baselines, inference_baseline, pairwise,
+                             seed_analysis)
+from initstudy.verdicts import grid_verdicts
 
 OUT = REPORT
 REFERENCE = os.path.join("reference", "published.yaml")
@@ -60,29 +60,12 @@ def load_experiment(experiment):
 def write_report(study, experiments, cells, manifest, reference, staged):
     """Every file of report/, each written to `staged(path)` (files.all_or_nothing: renamed
     into place together once all of them are written); returns the console's table."""
-    # the headline test accuracy (after precise BN where the runs have both), seeds as blocks
-    groups = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
-                                if not r["diverged"]} for e in experiments}
-    groups = {k: v for k, v in groups.items() if v}
-    analysis = seed_analysis(groups)
-    tests = pairwise({k: list(v.values()) for k, v in groups.items()})
+    analysis, tests = analyse(experiments)
 
     def out(name):
         return staged(os.path.join(OUT, name))
 
-    write_json(out("summary.json"), rounded({
-        "settings": setting_line(study), "precision": PRECISION,
-        "data": {k: manifest[k] for k in ("source", "classes", "image_shape")}
-        | {"splits": {s: {k: v[k] for k in ("count", "per_class")}
-                      for s, v in manifest["splits"].items()}},
-        "baselines": baselines(manifest) | {"train_inference": inference_baseline(
-            manifest, study.train.inference_images)},
-        "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
-                         "activation": e["activation"], "learning_rate": e["learning_rate"],
-                         **e["metrics"],
-                         "runs": e["runs"]} for e in experiments],
-        "test_accuracy_analysis": analysis,
-        "pairwise_welch_test_accuracy": tests}))
+    write_json(out("summary.json"), summary(study, experiments, manifest, analysis, tests))
     # one short column per experiment in `dvc exp show` (README: compare experiments), and
     # one naming the data they were trained on, so runs on different data are told apart
     write_json(out("test_accuracy.json"),
@@ -94,7 +77,40 @@ def write_report(study, experiments, cells, manifest, reference, staged):
     text = "\n".join(results_markdown(study, manifest, experiments, analysis, tests, reference) + [""] +
                      grid_verdicts(cells, reference["advice"])) + "\n"
     write_text(out("summary.md"), text)
+    write_plots(study, experiments, cells, manifest, out)
+    return results_table(experiments, accuracy_limits(manifest, study.train.inference_images))
 
+
+def analyse(experiments):
+    """The seed-blocked analysis of the experiments' test accuracies and the pairwise Welch
+    tests beside it; runs that diverged left out, and experiments with no run left."""
+    # the headline test accuracy (after precise BN where the runs have both), seeds as blocks
+    groups = {e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
+                                if not r["diverged"]} for e in experiments}
+    groups = {k: v for k, v in groups.items() if v}
+    return seed_analysis(groups), pairwise({k: list(v.values()) for k, v in groups.items()})
+
+
+def summary(study, experiments, manifest, analysis, tests):
+    """report/summary.json: the settings, the data and its baselines, each experiment's
+    metrics and runs, and the analysis, rounded as git-tracked metrics keep them."""
+    return rounded({
+        "settings": setting_line(study), "precision": PRECISION,
+        "data": {k: manifest[k] for k in ("source", "classes", "image_shape")}
+        | {"splits": {s: {k: v[k] for k in ("count", "per_class")}
+                      for s, v in manifest["splits"].items()}},
+        "baselines": baselines(manifest) | {"train_inference": inference_baseline(
+            manifest, study.train.inference_images)},
+        "experiments": [{"experiment": e["experiment"], "initializer": e["initializer"],
+                         "activation": e["activation"], "learning_rate": e["learning_rate"],
+                         **e["metrics"],
+                         "runs": e["runs"]} for e in experiments],
+        "test_accuracy_analysis": analysis,
+        "pairwise_welch_test_accuracy": tests})
+
+
+def write_plots(study, experiments, cells, manifest, out):
+    """report/'s figures, each to `out(its file name)`."""
     def png(name):
         return out(name + ".png")
 
@@ -108,17 +124,23 @@ def write_report(study, experiments, cells, manifest, reference, staged):
     plots.curves(experiments, "accuracy", "accuracy", png("accuracy"))
     plots.curves(experiments, "loss", "cross-entropy loss", png("loss"))
     plots.test_accuracy(experiments, baselines(manifest)["test"], png("test_accuracy"))
-    return results_table(experiments, accuracy_limits(manifest, study.train.inference_images))
 
 
-def main():
-    study = load_study()
+def load_inputs(study):
+    """What the report reads: each experiment's results, the grid's cells, the prepared
+    data's manifest and the reference study's numbers; report/ checked writable first."""
     experiments = [load_experiment(e) for e in study.experiments.values()]
     cells = read_tsv(need(GRID, "grid"))
     manifest = load_manifest(PREPARED, verify=False)  # only its counts, classes and source
     writable(OUT)
     with open(need(REFERENCE)) as f:
         reference = yaml.safe_load(f)
+    return experiments, cells, manifest, reference
+
+
+def main():
+    study = load_study()
+    experiments, cells, manifest, reference = load_inputs(study)
     # all or nothing: a failure anywhere (a table, a figure) leaves every report/ file as it
     # was, so `dvc metrics show` and the report never disagree
     with all_or_nothing() as staged:

@@ -6,11 +6,11 @@ Usage: python -m stages.step0 <experiment>
 import sys
 
 from initstudy.config import load_study
-from initstudy.data import PREPARED, fixed_batch, load_manifest
-from initstudy.stage import run_stage
+from initstudy.shards import PREPARED, fixed_batch, load_manifest
+from initstudy.runner import run_stage
 from initstudy.files import all_or_nothing, writable, write_json, write_tsv
 from initstudy.paths import STEP0, step0_path
-from initstudy.tables import fmt
+from initstudy.formatting import fmt, significant
 
 
 def main():
@@ -19,8 +19,8 @@ def main():
     manifest = load_manifest(PREPARED)
     writable(STEP0)
 
-    from initstudy.device import make_deterministic
-    from initstudy.diagnostics import COLUMNS, headline, layer_stats, rounded
+    from initstudy.seeding import make_deterministic
+    from initstudy.diagnostics import COLUMNS, headline, layer_stats
     from initstudy.model import build_for_experiment
 
     diag = study.diagnostics
@@ -29,7 +29,7 @@ def main():
     model, _ = build_for_experiment(study.model, experiment, manifest, diag.seed, images)
     rows = layer_stats(model, images, labels, experiment.initializer, experiment.activation,
                        study.model.depthwise_fan)
-    summary = rounded(headline(rows))
+    summary = significant(headline(rows))
     with all_or_nothing() as staged:  # the table and its headline, both or neither
         write_tsv(staged(step0_path(experiment.name, "tsv")), rows, COLUMNS)
         write_json(staged(step0_path(experiment.name, "json")), summary)

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, listing, make_folder, png, project, sh, stage, write_params
-from initstudy import data
+from initstudy import files, shards, sources
 from initstudy.errors import StudyError
 
 LAYOUT = {"train": {"a": 4, "b": 4}, "test": {"a": 1, "b": 1}}
@@ -42,7 +42,7 @@ def make_archive(path, layout=LAYOUT, seed=0, extra=()):
 
 def message(path, **kwargs):
     with pytest.raises(StudyError) as error:
-        data.read_image_folder(path, 8, **kwargs)
+        sources.read_image_folder(path, 8, **kwargs)
     assert "\n" not in str(error.value) and " at 0x" not in str(error.value)
     return str(error.value)
 
@@ -98,7 +98,7 @@ def test_a_member_stored_twice_is_named(tmp_path):
 
 def test_files_with_names_that_are_not_images_are_skipped_and_counted(tmp_path, capsys):
     archive = make_archive(tmp_path / "x.tar.gz", extra=[("train/a/notes.txt", b"hello")])
-    classes, splits = data.read_image_folder(archive, 8)
+    classes, splits = sources.read_image_folder(archive, 8)
     assert classes == ["a", "b"] and len(splits["train"][1]) == 8
     log = capsys.readouterr().out
     assert "skipped 1 file(s) whose names are not images (train/a/notes.txt)" in log
@@ -106,23 +106,23 @@ def test_files_with_names_that_are_not_images_are_skipped_and_counted(tmp_path, 
 
 def test_the_source_hash_is_the_archive_sha256_or_a_stable_hash_of_the_folder(tmp_path):
     archive = make_archive(tmp_path / "x.tar.gz")
-    assert data.source_hash(archive) == {"sha256": data.file_sha256(archive)}
-    first = data.source_hash(make_folder(tmp_path / "one", LAYOUT))
+    assert sources.source_hash(archive) == {"sha256": files.file_sha256(archive)}
+    first = sources.source_hash(make_folder(tmp_path / "one", LAYOUT))
     assert first["files"] == 10
     # the same files written in another order hash the same; a renamed or changed one does not
     reversed_layout = {s: dict(reversed(c.items())) for s, c in LAYOUT.items()}
     second = make_folder(tmp_path / "two", reversed_layout)
-    assert data.source_hash(second) == first
+    assert sources.source_hash(second) == first
     class_a = tmp_path / "two" / "train" / "a"
     os.rename(class_a / "3.png", class_a / "7.png")
-    assert data.source_hash(second)["sha256"] != first["sha256"]
+    assert sources.source_hash(second)["sha256"] != first["sha256"]
     (tmp_path / "one" / "test" / "b" / "0.png").write_bytes(png(99))
-    assert data.source_hash(str(tmp_path / "one"))["sha256"] != first["sha256"]
+    assert sources.source_hash(str(tmp_path / "one"))["sha256"] != first["sha256"]
 
 
 def test_source_line_names_the_path_as_given_and_its_hash():
     sha = "d34c68f61cca57aa9144c8f25bda427abb9921bd642d5857a2fc1a6b4416f965"
-    line = data.source_line
+    line = sources.source_line
     assert line({"source": {"folder": "data/cifar10-jpeg.tar.gz", "sha256": sha}}) == \
         f"data: data/cifar10-jpeg.tar.gz (sha256 {sha})"
     assert line({"source": {"folder": "/imgs", "sha256": sha, "files": 12}}) == \
@@ -161,11 +161,11 @@ def test_images_in_folders_nested_in_a_class_folder_are_read_and_hashed(tmp_path
                 sub = "" if i < n // 2 else "sub/" if i < n - 1 else "sub/deeper/"
                 files[f"{split}/{cls}/{sub}{i}.png"] = png(len(files))
     folder, archive = write_tree(tmp_path / "images", files)
-    from_folder = data.read_image_folder(folder, 8)
+    from_folder = sources.read_image_folder(folder, 8)
     assert "read 14 image(s) in folders nested in a class folder as images of that class " \
            "(test/a/sub/1.png, test/a/sub/deeper/2.png, test/b/sub/1.png, ...)" in \
            capsys.readouterr().out
-    classes, splits = data.read_image_folder(archive, 8)
+    classes, splits = sources.read_image_folder(archive, 8)
     assert classes == from_folder[0] == ["a", "b"]
     for split, n in [("train", 10), ("test", 3)]:
         images, labels = splits[split]
@@ -176,13 +176,13 @@ def test_images_in_folders_nested_in_a_class_folder_are_read_and_hashed(tmp_path
         want = [decoded(files[p]) for p in ordered if p.startswith(f"{split}/")]
         np.testing.assert_array_equal(images, np.stack(want))
     # the folder's hash covers the nested images: a changed one changes it
-    before = data.source_hash(folder)
+    before = sources.source_hash(folder)
     assert before["files"] == 26
     (tmp_path / "images" / "train" / "b" / "sub" / "deeper" / "9.png").write_bytes(png(99))
-    assert data.source_hash(folder)["sha256"] != before["sha256"]
+    assert sources.source_hash(folder)["sha256"] != before["sha256"]
     # a nested file that is not an image is counted as skipped, not dropped unseen
     (tmp_path / "images" / "train" / "a" / "sub" / "notes.txt").write_text("x")
-    data.read_image_folder(folder, 8)
+    sources.read_image_folder(folder, 8)
     assert "skipped 1 file(s) whose names are not images (train/a/sub/notes.txt)" in \
            capsys.readouterr().out
 
@@ -192,9 +192,9 @@ def test_a_set_with_every_image_nested_is_read_and_an_empty_class_still_named(tm
              for split in ("train", "test") for cls in ("a", "b")
              for sub in ("x", "y/z") for i in range(2)}
     for path in write_tree(tmp_path / "images", files):
-        classes, splits = data.read_image_folder(path, 8)
+        classes, splits = sources.read_image_folder(path, 8)
         assert classes == ["a", "b"]
-        assert [len(splits[s][1]) for s in data.SPLITS] == [8, 8]
+        assert [len(splits[s][1]) for s in sources.SPLITS] == [8, 8]
     # a class folder with nothing but an empty subfolder still holds no images
     (tmp_path / "images" / "test" / "c" / "empty").mkdir(parents=True)
     (tmp_path / "images" / "train" / "c" / "sub").mkdir(parents=True)
@@ -236,15 +236,15 @@ def test_images_of_more_than_8_bits_are_scaled_not_clipped_white(tmp_path, mode,
                 raw[f"{split}/{cls}/{i}.{fmt.lower()}"] = values
                 files[f"{split}/{cls}/{i}.{fmt.lower()}"] = wide(values, mode, fmt)
     folder, _ = write_tree(tmp_path / "images", files)
-    classes, splits = data.read_image_folder(folder, 8)
-    got = np.concatenate([splits[s][0] for s in data.SPLITS])
-    order = [p for s in data.SPLITS for p in sorted(files) if p.startswith(f"{s}/")]
+    classes, splits = sources.read_image_folder(folder, 8)
+    got = np.concatenate([splits[s][0] for s in sources.SPLITS])
+    order = [p for s in sources.SPLITS for p in sorted(files) if p.startswith(f"{s}/")]
     values = np.stack([raw[p] for p in order])
     want = np.round(values * 255) if mode == "F" else values >> 8  # 8 bits, grey as RGB
     np.testing.assert_array_equal(got, np.repeat(want[..., None], 3, axis=3))
     if mode != "F":  # the high byte is value / 257 to within one step
         assert np.abs(got[..., 0] - np.round(values / 257)).max() <= 1
-    manifest = data.write_prepared(classes, splits, str(tmp_path / "prepared"), 1, {})
+    manifest = shards.write_prepared(classes, splits, str(tmp_path / "prepared"), 1, {})
     assert min(manifest["channel_std"]) > 30 and 64 < manifest["channel_mean"][0] < 192
 
 
@@ -260,7 +260,7 @@ def test_a_wide_image_outside_the_range_it_is_read_in_is_named(tmp_path, mode, v
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"])
 def test_8_bit_modes_are_read_as_pil_converts_them(mode):
     image = Image.open(io.BytesIO(png(3))).convert(mode)
-    np.testing.assert_array_equal(data._rgb8(image), np.asarray(image.convert("RGB")))
+    np.testing.assert_array_equal(sources.rgb8(image), np.asarray(image.convert("RGB")))
 
 
 def flat_png(color):
@@ -273,24 +273,24 @@ def flat_png(color):
 def test_data_no_model_can_learn_from_is_refused_before_any_output(tmp_path, case):
     if case == "all white":  # what 16-bit images clipped to 255 used to prepare
         files = {f"{s}/{c}/{i}.png": flat_png((255, 255, 255))
-                 for s in data.SPLITS for c in "ab" for i in range(3)}
+                 for s in sources.SPLITS for c in "ab" for i in range(3)}
         named = ("the train images do not vary in channel(s) R, G, B (every pixel the same: "
                  "R 255, G 255, B 255; std 0")
     elif case == "one constant channel":
         files = {f"{s}/{c}/{i}.png": flat_png((i * 40, 7 + i, 0))
-                 for s in data.SPLITS for c in "ab" for i in range(3)}
+                 for s in sources.SPLITS for c in "ab" for i in range(3)}
         named = "the train images do not vary in channel(s) B (every pixel the same: B 0; std 0"
     else:
-        files = {f"{s}/{c}/{i}.png": png(5) for s in data.SPLITS for c in "ab" for i in range(3)}
+        files = {f"{s}/{c}/{i}.png": png(5) for s in sources.SPLITS for c in "ab" for i in range(3)}
         named = "all 6 train images are identical"
     folder, _ = write_tree(tmp_path / "images", files)
-    classes, splits = data.read_image_folder(folder, 8)
+    classes, splits = sources.read_image_folder(folder, 8)
     out = tmp_path / "prepared"
-    good = data.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
-    data.write_prepared(*good, str(out), 1, {})
+    good = sources.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
+    shards.write_prepared(*good, str(out), 1, {})
     before = {f: (out / f).read_bytes() for f in os.listdir(out)}
     with pytest.raises(StudyError) as error:
-        data.write_prepared(classes, splits, str(out), 1, {"folder": folder})
+        shards.write_prepared(classes, splits, str(out), 1, {"folder": folder})
     assert str(error.value).startswith(f"{folder}: {named}") and "\n" not in str(error.value)
     assert str(error.value).endswith("prepare accepts images that differ, with pixels that vary "
                                      "in every channel, in every split")
@@ -300,15 +300,15 @@ def test_data_no_model_can_learn_from_is_refused_before_any_output(tmp_path, cas
 
 def test_a_failed_write_leaves_the_last_prepared_data_and_no_temp_folder(tmp_path, monkeypatch):
     out = tmp_path / "prepared"
-    good = data.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
-    data.write_prepared(*good, str(out), 1, {})
+    good = sources.read_image_folder(make_archive(tmp_path / "good.tar.gz"), 8)
+    shards.write_prepared(*good, str(out), 1, {})
     before = {f: (out / f).read_bytes() for f in os.listdir(out)}
 
     def disk_full(*args):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(data, "write_tfrecords", disk_full)
+    monkeypatch.setattr(shards, "write_tfrecords", disk_full)
     with pytest.raises(OSError):
-        data.write_prepared(*good, str(out), 1, {})
+        shards.write_prepared(*good, str(out), 1, {})
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
     assert sorted(os.listdir(tmp_path)) == ["good.tar.gz", "prepared"]
 
@@ -381,16 +381,16 @@ def test_a_changed_archive_at_the_same_path_reruns_prepare(tmp_path):
     (study / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"prepare": stages["prepare"]}}))
     sh("dvc init --no-scm -q && dvc repro prepare", study)
     assert "up to date" in sh("dvc status prepare", study)
-    manifest = data.load_manifest(str(study / data.PREPARED), verify=False)
-    assert manifest["source"] == {"folder": archive, "sha256": data.file_sha256(archive)}
+    manifest = shards.load_manifest(str(study / shards.PREPARED), verify=False)
+    assert manifest["source"] == {"folder": archive, "sha256": files.file_sha256(archive)}
 
     make_archive(archive, seed=1)  # other pixels, same path
     status = sh("dvc status prepare", study)
     assert "changed deps" in status and "modified" in status and archive in status, status
     log = sh("dvc repro prepare", study)
     assert "Running stage 'prepare'" in log
-    assert f"data: {archive} (sha256 {data.file_sha256(archive)})" in log
-    again = data.load_manifest(str(study / data.PREPARED))
-    assert again["source"]["sha256"] == data.file_sha256(archive) != manifest["source"]["sha256"]
+    assert f"data: {archive} (sha256 {files.file_sha256(archive)})" in log
+    again = shards.load_manifest(str(study / shards.PREPARED))
+    assert again["source"]["sha256"] == files.file_sha256(archive) != manifest["source"]["sha256"]
     assert again["splits"]["train"]["shards"] != manifest["splits"]["train"]["shards"]
     assert "up to date" in sh("dvc status prepare", study)

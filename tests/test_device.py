@@ -55,13 +55,13 @@ def test_a_training_gives_the_same_weights_on_one_core_as_on_two(mini_archive, t
     machine's core count does not change a result's last bits; TensorFlow's default (each op
     split over the cores) does."""
     from bench.portability import DEFAULT_THREADS, run_variant
-    from initstudy import data
+    from initstudy import shards, sources
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")
     prepared = str(tmp_path / "prepared")
-    classes, splits = data.read_image_folder(mini_archive, 32, max_per_class=50)
-    data.write_prepared(classes, splits, prepared, 2, {"folder": mini_archive})
+    classes, splits = sources.read_image_folder(mini_archive, 32, max_per_class=50)
+    shards.write_prepared(classes, splits, prepared, 2, {"folder": mini_archive})
 
     def weights(one_core, **env):
         return run_variant(prepared, env, one_core, epochs=2)["weights_sha256"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from initstudy.diagnostics import grid_cell, headline, layer_stats, unit_std
-from initstudy.grid import winner
+from initstudy.verdicts import winner
 from initstudy.initializers import expected_std, make_initializer
 from initstudy.model import build_mobilenet_v2
 

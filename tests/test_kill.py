@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (ROOT, commit, listing, sh, stage, subprocess_env, tiny_study,
                       write_params)
-from initstudy.parallel import PARENT, stage_is_running
+from initstudy.parallel import PARENT, SEED_RUN, stage_is_running
 
 BOUND = 30  # seconds within which every run must have ended
 
@@ -39,7 +39,8 @@ def command_line(pid):
 
 
 def trainings(root):
-    """The `python -m stages.train ...` processes below process `root`: {pid: arguments}."""
+    """The training processes below process `root`, the stage's (`python -m stages.train ...`)
+    and its runs' (`python -m initstudy.seed_run ...`): {pid: arguments}."""
     table, below, found = processes(), {root}, {}
     while True:
         more = {pid for pid, (parent, _) in table.items() if parent in below} - below
@@ -48,8 +49,9 @@ def trainings(root):
         below |= more
     for pid in below - {root}:
         args = command_line(pid)
-        if "stages.train" in args:
-            found[pid] = args[args.index("stages.train") + 1:]
+        for module in ("stages.train", SEED_RUN):
+            if module in args:
+                found[pid] = args[args.index(module) + 1:]
     return found
 
 

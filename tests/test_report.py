@@ -11,9 +11,10 @@ import pytest
 from conftest import ROOT, project, write_params
 from initstudy.files import write_json
 from initstudy.stats import pairwise, seed_analysis
-from initstudy.grid import grid_verdicts, panels
-from initstudy.tables import (accuracy_limits, analysis_lines, baseline_lines, baselines,
-                              results_table, rounded, seeds_table)
+from initstudy.verdicts import grid_verdicts, panels
+from initstudy.formatting import rounded
+from initstudy.report_text import analysis_lines, baseline_lines, results_table, seeds_table
+from initstudy.stats import accuracy_limits, baselines
 
 ADVICE = {"relu": "he_normal", "tanh": "glorot_normal", "selu": "lecun_normal"}
 
@@ -152,7 +153,7 @@ def test_the_sentence_on_blocking_follows_the_numbers(seed_effect):
     """The sensitivity check credits the seeds' shared effect only where the blocks explain
     something and blocking lowered the residual sd; otherwise it says the seeds explain little.
     Four experiments 0.01 apart, 3 seeds, with and without a shared per-seed shift."""
-    from initstudy.tables import agreement_line
+    from initstudy.report_text import agreement_line
 
     rng = np.random.default_rng(1)
     groups = {e: {s: 0.5 + 0.012 * i + seed_effect * s + rng.normal(0, 0.004)
@@ -259,7 +260,7 @@ REPORT_FILES = sorted(["summary.json", "summary.md", "test_accuracy.json", "hist
 
 
 def test_the_inference_mark_uses_the_scored_subsets_own_majority_rate():
-    from initstudy.tables import inference_baseline, inference_subset
+    from initstudy.stats import inference_baseline, inference_subset
 
     # whole rounds of one image per class until c (33) and then b (60) run out, then a alone
     assert inference_subset(UNEQUAL, 164) == {"a": 71, "b": 60, "c": 33}
@@ -288,18 +289,18 @@ def test_the_subset_counts_are_those_of_the_records_training_scores(tmp_path):
     unequal shards, read back as training reads its inference subset (make_dataset's limit)."""
     import numpy as np
 
-    from initstudy import data
-    from initstudy.tables import inference_subset
+    from initstudy import shards, sources
+    from initstudy.stats import inference_subset
 
     labels = np.repeat([0, 1, 2], [154, 64, 37])
     images = np.random.default_rng(0).integers(0, 256, (len(labels), 4, 4, 3), np.uint8)
-    splits = data.split_validation(["a", "b", "c"], {"train": (images, labels),
+    splits = sources.split_validation(["a", "b", "c"], {"train": (images, labels),
                                                      "test": (images[:9], labels[:9])}, 4, 0)
-    manifest = data.write_prepared(["a", "b", "c"], splits, str(tmp_path / "prepared"), 5,
+    manifest = shards.write_prepared(["a", "b", "c"], splits, str(tmp_path / "prepared"), 5,
                                    {"folder": "x"}, {"per_class": 4, "seed": 0})
     assert manifest["splits"]["train"]["per_class"] == UNEQUAL["splits"]["train"]["per_class"]
     for n in (8, 100, 164, 200, 243, 500):
-        drawn = np.concatenate([y.numpy() for _, y in data.make_dataset(
+        drawn = np.concatenate([y.numpy() for _, y in shards.make_dataset(
             str(tmp_path / "prepared"), manifest, "train", 32, limit=n)])
         assert dict(zip("abc", np.bincount(drawn, minlength=3).tolist())) == \
             inference_subset(manifest, n), n
@@ -427,7 +428,7 @@ def test_a_failure_midway_leaves_every_report_file_as_it_was(tmp_path, monkeypat
 
 
 def test_updates_table_names_a_kind_that_never_moves_instead_of_dividing_by_it():
-    from initstudy.tables import updates_table
+    from initstudy.report_text import updates_table
 
     def updates(name, conv, depthwise=(0.01, 0.03)):
         return {"experiment": name, "updates": [

@@ -9,7 +9,7 @@ Usage: python -m tools.queue [JOBS]   (JOBS workers, default 1; then `dvc queue 
 import sys
 
 from initstudy.errors import StudyError
-from initstudy.stage import run_stage
+from initstudy.runner import run_stage
 from tools.dvc import dvc, require_dvc, require_params_at_head
 
 

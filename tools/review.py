@@ -19,8 +19,8 @@ import yaml
 from initstudy.errors import StudyError
 from initstudy.files import write_text
 from initstudy.stats import welch_from_summary
-from initstudy.stage import run_stage
-from initstudy.tables import fmt
+from initstudy.runner import run_stage
+from initstudy.formatting import fmt
 from tools.dvc import dvc_json, require_dvc
 
 OUT = "review"

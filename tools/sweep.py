@@ -25,11 +25,12 @@ import subprocess
 import sys
 
 from initstudy.config import learning_rate, load_study
-from initstudy.data import PREPARED, load_manifest
 from initstudy.errors import StudyError
 from initstudy.files import read_tsv, write_text
-from initstudy.stage import run_stage
-from initstudy.tables import fmt
+from initstudy.formatting import fmt
+from initstudy.runner import run_stage
+from initstudy.shards import PREPARED, load_manifest
+from initstudy.stats import noise_limit
 from tools.dvc import dvc, dvc_json, require_dvc, require_params_at_head
 from tools.plans import (GRID_SEEDS, PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
                          grid_seeds_plan, load_sweeps, plan)
@@ -49,10 +50,10 @@ def prepared_data():
 
 def chance_band(params, classes):
     """Validation accuracy below which a run is indistinguishable from guessing: 1/classes
-    plus 2.58 binomial standard errors (99%, one-sided) of the validation split's size."""
+    plus stats.NOISE_Z (2.58) binomial standard errors of the validation split's size
+    (stats.noise_limit, the report's noise rule)."""
     n = params["prepare"]["validation_per_class"] * classes
-    p = 1 / classes
-    return p + 2.58 * (p * (1 - p) / n) ** 0.5
+    return noise_limit(1 / classes, n)
 
 
 def status(m, band, classes):
@@ -74,7 +75,6 @@ def sweep_markdown(name, found, data, study_rates):
     each experiment trains at in the study itself, the column the sweep is measured against."""
     classes, test_per_class = data
     first = next(iter(found.values()))[0]
-    names = list(first["experiments"])
     seeds = first["train"]["seeds"]
     lines = [f"Validation accuracy (mean of seeds {seeds}); test accuracy with its 95% interval "
              f"across seeds where there are two or more. Data: {first['prepare']['max_per_class']}"
@@ -82,46 +82,65 @@ def sweep_markdown(name, found, data, study_rates):
              f"{first['train']['epochs']} epochs, batch {first['train']['batch_size']}.", ""]
     band = chance_band(first, classes)
     if name in RATE_PLANS:
-        from statsmodels.stats.proportion import proportion_confint
+        return lines + rate_table(found, first, test_per_class, band, study_rates)
+    return lines + status_table(found, first, classes, band)
 
-        cols = sorted(found, key=lambda c: found[c][0]["train"]["learning_rate"])
-        rates = [found[c][0]["train"]["learning_rate"] for c in cols]
-        cap = first["prepare"]["max_per_class"]  # prepare caps the test split per class too
-        n_test = sum(min(n, cap or n) for n in test_per_class)
-        shared = sorted(set(study_rates.values()))
-        lines += [f"One seed: Wilson's interval over its {n_test:,} test images (the test set's "
-                  f"noise only, not the seed's). "
-                  f"(chance): validation accuracy below {band:.3f}.", "",
-                  "| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
-                  + " | best lr (val) | test at best | test at "
-                  + (f"lr {shared[0]:g} |" if len(shared) == 1 else "the study's lr |"),
-                  "|---" * (len(cols) + 4) + "|"]
-        for e in names:
-            ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
-            own = [learning_rate(found[c][0], e) for c in cols]  # an experiment's own rate wins
-            vals = [None if m.get("diverged") else m.get("val_accuracy") for m in ms]
-            best = max(range(len(cols)), key=lambda i: -1 if vals[i] is None else vals[i])
-            at = next((i for i in range(len(cols)) if own[i] == study_rates.get(e)), None)
 
-            def test(m):
-                t = m.get("test_accuracy")
-                lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
-                if lo is None and t is not None:
-                    lo, hi = proportion_confint(t * n_test, n_test, method="wilson")
-                return fmt(t, ".3f") + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+def rate_table(found, first, test_per_class, band, study_rates):
+    """A rate plan's table: per experiment, its validation accuracy at each rate, its best
+    rate and the test accuracy there and at the study's own rate."""
+    cols = sorted(found, key=lambda c: found[c][0]["train"]["learning_rate"])
+    rates = [found[c][0]["train"]["learning_rate"] for c in cols]
+    cap = first["prepare"]["max_per_class"]  # prepare caps the test split per class too
+    n_test = sum(min(n, cap or n) for n in test_per_class)
+    shared = sorted(set(study_rates.values()))
+    lines = [f"One seed: Wilson's interval over its {n_test:,} test images (the test set's "
+             f"noise only, not the seed's). "
+             f"(chance): validation accuracy below {band:.3f}.", "",
+             "| experiment | " + " | ".join(f"lr {r:g}" for r in rates)
+             + " | best lr (val) | test at best | test at "
+             + (f"lr {shared[0]:g} |" if len(shared) == 1 else "the study's lr |"),
+             "|---" * (len(cols) + 4) + "|"]
+    for e in first["experiments"]:
+        lines.append(rate_row(e, found, cols, band, study_rates.get(e), n_test))
+    return lines
 
-            cells = ["diverged" if v is None else fmt(v, ".3f") + (" (chance)" if v < band else "")
-                     for v in vals]
-            at_study = "-" if at is None else test(ms[at])  # the column at the study's rate
-            lines.append(f"| {e} | " + " | ".join(cells) + f" | {own[best]:g} | "
-                         f"{test(ms[best])} | {at_study} |")
-        return lines
+
+def rate_row(e, found, cols, band, study_rate, n_test):
+    """Experiment `e`'s row of the rate table (`cols`: the runs, by rate)."""
+    ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
+    own = [learning_rate(found[c][0], e) for c in cols]  # an experiment's own rate wins
+    vals = [None if m.get("diverged") else m.get("val_accuracy") for m in ms]
+    best = max(range(len(cols)), key=lambda i: -1 if vals[i] is None else vals[i])
+    at = next((i for i in range(len(cols)) if own[i] == study_rate), None)
+    cells = ["diverged" if v is None else fmt(v, ".3f") + (" (chance)" if v < band else "")
+             for v in vals]
+    at_study = "-" if at is None else accuracy_with_interval(ms[at], n_test)
+    return (f"| {e} | " + " | ".join(cells) + f" | {own[best]:g} | "
+            f"{accuracy_with_interval(ms[best], n_test)} | {at_study} |")
+
+
+def accuracy_with_interval(m, n_test):
+    """A run's test accuracy with its 95% interval: across its seeds where it has two or
+    more, else Wilson's over the `n_test` test images."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    t = m.get("test_accuracy")
+    lo, hi = m.get("test_accuracy_ci95_low"), m.get("test_accuracy_ci95_high")
+    if lo is None and t is not None:
+        lo, hi = proportion_confint(t * n_test, n_test, method="wilson")
+    return fmt(t, ".3f") + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+
+def status_table(found, first, classes, band):
+    """Any other plan's table (fan, bn_free): per experiment and run, the validation and test
+    accuracy and whether it trained, stuck at chance or diverged."""
     cols = list(found)
-    lines += [f"Stuck at chance: validation accuracy below {band:.3f} (1/{classes} plus 2.58 "
-              "binomial standard errors of the validation split).", "",
-              "| experiment | " + " | ".join(f"{c}: val / test / status" for c in cols) + " |",
-              "|---" * (len(cols) + 1) + "|"]
-    for e in names:
+    lines = [f"Stuck at chance: validation accuracy below {band:.3f} (1/{classes} plus 2.58 "
+             "binomial standard errors of the validation split).", "",
+             "| experiment | " + " | ".join(f"{c}: val / test / status" for c in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for e in first["experiments"]:
         ms = [found[c][1].get(f"metrics/{e}.json", {}) for c in cols]
         lines.append(f"| {e} | " + " | ".join(
             f"{fmt(m.get('val_accuracy'), '.3f')} / {fmt(m.get('test_accuracy'), '.3f')} / "

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from initstudy.stats import seed_analysis, summarize
-from initstudy.tables import fmt
+from initstudy.formatting import fmt
 from tools.plans import cell_name, grid_cells
 
 
@@ -120,7 +120,6 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
     seeds step's report; `step0`: {cell: the step-0 grid's drift} (lower keeps signal and
     gradient better; its own column); `settings`: the line that states data, epochs and model;
     `diverged`: {cell: seeds that diverged at its best rate}, named beside its accuracy."""
-    rates = list(grid["learning_rates"])
     lines = [settings, "",
              f"Rate search on seed {grid['seeds'][0]}: validation accuracy per rate "
              f"(chance: below {band:.3f}); the best rate then trained on seeds "
@@ -128,52 +127,75 @@ def grid_markdown(grid, search, best, left_out, seeded, advice, step0, band, set
              f"(Student's t across the seeds; seed {grid['seeds'][0]}'s run is the search's "
              "own).", ""]
     for activation in grid["activations"]:
-        advised = advice.get(activation)
-        runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
-                if cell_name(activation, i) in seeded}
-        analysis, verdict = activation_verdict(activation, advised, runs, left_out)
-        unseeded = [i for i in grid["initializers"] if cell_name(activation, i) in left_out]
-        lines += [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}."
-                  + (f" Learned at no rate (stuck at chance or diverged; rows below), so no seeds: "
-                     f"{', '.join(unseeded)}." if unseeded and runs else ""),
-                  "",
-                  "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
-                  + " | best lr | test acc over seeds | 95% interval | step-0 drift |",
-                  "|---" * (len(rates) + 5) + "|"]
-        for initializer in grid["initializers"]:
-            cell = cell_name(activation, initializer)
-            vals = []
-            for r in rates:
-                m = search[cell].get(r)
-                vals.append("-" if m is None else "diverged" if m.get("diverged")
-                            else fmt(m.get("val_accuracy"), ".3f"))
-            if initializer in runs:
-                s = summarize(list(runs[initializer].values()))
-                lost = (diverged or {}).get(cell)
-                shown = (f"{best[cell]:g} | {s['mean']:.3f}"
-                         + (f" (seed {', '.join(map(str, lost))} diverged)" if lost else "")
-                         + " | "
-                         + (f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-                            if s["ci_low"] is not None else "-"))
-            else:
-                shown = f"- | {left_out.get(cell, 'not seeded')} | -"
-            drift = step0.get(cell)
-            lines.append(f"| {initializer} | " + " | ".join(vals) + f" | {shown} | "
-                         + ("-" if drift is None else f"{drift:.2f}") + " |")
-        if analysis:
-            b = analysis["blocked"]
-            lines += ["", f"Seed-blocked ANOVA over the {len(runs)} trained initializers: "
-                      f"F({b['df'][0]}, {b['df'][1]}) = {b['f']:.2f}, p = {b['p']:.3g}; "
-                      f"Tukey half-width {b['pairs'][0]['ci_high'] - b['pairs'][0]['diff']:.3f}"
-                      f", residual sd {b['residual_sd']:.4f}."]
-        lines.append("")
+        lines += activation_section(grid, activation, advice.get(activation), search, best,
+                                    left_out, seeded, step0, diverged or {})
+    return lines + step0_section(grid, search, seeded, step0)
+
+
+def activation_section(grid, activation, advised, search, best, left_out, seeded, step0,
+                       diverged):
+    """One activation's verdict on the reference's advice, its table (a row per initializer)
+    and, where its initializers were seeded, the blocked ANOVA behind the verdict."""
+    rates = list(grid["learning_rates"])
+    runs = {i: seeded[cell_name(activation, i)] for i in grid["initializers"]
+            if cell_name(activation, i) in seeded}
+    analysis, verdict = activation_verdict(activation, advised, runs, left_out)
+    unseeded = [i for i in grid["initializers"] if cell_name(activation, i) in left_out]
+    lines = [f"### {activation}", "", f"The reference: {advised or '-'}. Verdict: {verdict}."
+             + (f" Learned at no rate (stuck at chance or diverged; rows below), so no seeds: "
+                f"{', '.join(unseeded)}." if unseeded and runs else ""),
+             "",
+             "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
+             + " | best lr | test acc over seeds | 95% interval | step-0 drift |",
+             "|---" * (len(rates) + 5) + "|"]
+    for initializer in grid["initializers"]:
+        cell = cell_name(activation, initializer)
+        drift = step0.get(cell)
+        lines.append(f"| {initializer} | " + " | ".join(search_columns(search[cell], rates))
+                     + f" | {seeded_columns(cell, runs.get(initializer), best, left_out, diverged)}"
+                     + " | " + ("-" if drift is None else f"{drift:.2f}") + " |")
+    if analysis:
+        lines += ["", anova_line(analysis["blocked"], len(runs))]
+    return lines + [""]
+
+
+def search_columns(by_rate, rates):
+    """A cell's validation accuracy at each searched rate ("-" where it did not run)."""
+    return ["-" if m is None else "diverged" if m.get("diverged") else fmt(m.get("val_accuracy"), ".3f")
+            for m in (by_rate.get(r) for r in rates)]
+
+
+def seeded_columns(cell, accuracies, best, left_out, diverged):
+    """A cell's best rate, mean test accuracy over its seeds (naming those that diverged) and
+    its interval; for a cell that was not seeded, why."""
+    if accuracies is None:
+        return f"- | {left_out.get(cell, 'not seeded')} | -"
+    s = summarize(list(accuracies.values()))
+    lost = diverged.get(cell)
+    return (f"{best[cell]:g} | {s['mean']:.3f}"
+            + (f" (seed {', '.join(map(str, lost))} diverged)" if lost else "")
+            + " | "
+            + (f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s["ci_low"] is not None else "-"))
+
+
+def anova_line(b, trained):
+    """The seed-blocked ANOVA over an activation's `trained` initializers, in one sentence."""
+    return (f"Seed-blocked ANOVA over the {trained} trained initializers: "
+            f"F({b['df'][0]}, {b['df'][1]}) = {b['f']:.2f}, p = {b['p']:.3g}; "
+            f"Tukey half-width {b['pairs'][0]['ci_high'] - b['pairs'][0]['diff']:.3f}"
+            f", residual sd {b['residual_sd']:.4f}.")
+
+
+def step0_section(grid, search, seeded, step0):
+    """Does step 0 predict training: the rank correlation of the step-0 drift with the
+    trained accuracy, over the seeded cells and over every cell the search trained."""
     trained = {cell: float(np.mean(list(v.values()))) for cell, v in seeded.items()}
-    lines += ["### Does step 0 predict training?", "",
-              "Spearman's rank correlation between a cell's step-0 drift (the grid, "
-              "`grid/cells.tsv`; lower is better) and its trained test accuracy, with its 95% "
-              "interval (Fisher's z); negative means the cells that keep signal and gradient "
-              "at step 0 train better. Cells without a finite drift (not in the grid) are "
-              "left out.", ""]
+    lines = ["### Does step 0 predict training?", "",
+             "Spearman's rank correlation between a cell's step-0 drift (the grid, "
+             "`grid/cells.tsv`; lower is better) and its trained test accuracy, with its 95% "
+             "interval (Fisher's z); negative means the cells that keep signal and gradient "
+             "at step 0 train better. Cells without a finite drift (not in the grid) are "
+             "left out.", ""]
     for what, accuracy in (("the seeded cells, mean over the seeds", trained),
                            ("every cell that did not diverge at every rate, seed "
                             f"{grid['seeds'][0]} at its best rate", search_test(search))):
