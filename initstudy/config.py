@@ -21,6 +21,7 @@ ACTIVATIONS = ("relu6", "relu", "selu", "sigmoid", "tanh")  # relu6 = ReLU(max_v
 RESIDUAL_SCALES = ("none", "skipinit")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("constant", "cosine", "linear")
+OPTIMIZERS = ("sgd", "momentum", "adam")  # plain SGD (the reference) | SGD + momentum 0.9 | Adam
 EXPERIMENT_KEYS = ("initializer", "activation", "learning_rate")
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -84,6 +85,7 @@ class Train:
     epochs: int
     batch_size: int
     learning_rate: float
+    optimizer: str
     schedule: str
     precise_bn_batches: int
     seeds: tuple
@@ -100,6 +102,7 @@ class Train:
         return cls(epochs=integer(t["epochs"], "train.epochs", 1),
                    batch_size=integer(t["batch_size"], "train.batch_size", 1),
                    learning_rate=positive(t["learning_rate"], "train.learning_rate"),
+                   optimizer=one_of(t["optimizer"], OPTIMIZERS, "train.optimizer"),
                    schedule=one_of(t["schedule"], SCHEDULES, "train.schedule"),
                    precise_bn_batches=integer(t["precise_bn_batches"],
                                               "train.precise_bn_batches", 0),

@@ -1,11 +1,16 @@
 """Statistics across seeds: the headline seed-blocked ANOVA / Tukey HSD / minimum detectable
 difference; the unblocked one-way analysis and Welch's t-tests with Holm's correction as
-sensitivity checks."""
+sensitivity checks. The splits' baselines (chance, majority class) and the noise limits an
+accuracy is read against."""
 import itertools
 import math
 
 import numpy as np
 from scipy import stats
+
+# an accuracy below max(chance, majority-class rate) + NOISE_Z binomial standard errors at its
+# split's size is within noise of that baseline (2.58: the normal's 99.5% quantile)
+NOISE_Z = 2.58
 
 
 def summarize(values, confidence=0.95):
@@ -195,3 +200,104 @@ def anova_power(effect_size, groups, per_group, alpha=0.05):
     dfn, dfd = groups - 1, n - groups
     return float(stats.ncf.sf(stats.f.isf(alpha, dfn, dfd), dfn, dfd, effect_size ** 2 * n))
 
+
+def noise_limit(rate, n):
+    """An accuracy below this is within noise of `rate` on n images (binomial)."""
+    return rate + NOISE_Z * math.sqrt(rate * (1 - rate) / n)
+
+
+def baselines(manifest):
+    """Per split: chance (1 / classes), the majority-class rate (largest class / split size),
+    and the noise limit of the larger of the two at the split's size."""
+    out = {}
+    for split, v in manifest["splits"].items():
+        chance = 1 / len(manifest["classes"])
+        majority = max(v["per_class"].values()) / v["count"]
+        out[split] = {"images": v["count"], "chance": chance, "majority": majority,
+                      "noise_limit": noise_limit(max(chance, majority), v["count"])}
+    return out
+
+
+def inference_subset(manifest, images):
+    """The class counts of the training images scored in inference mode every epoch, exactly
+    as training draws them: the first `images` records of the train split (make_dataset's
+    `limit`), which prepare stores class-interleaved (sources.split_validation: one image of each
+    class in turn, in the classes' order, a class that has run out skipped). {class: count}."""
+    total = manifest["splits"]["train"]["per_class"]
+    counts = {c: 0 for c in manifest["classes"]}
+    left = min(images, sum(total.values()))
+    while left:
+        active = [c for c in counts if counts[c] < total[c]]
+        rounds = min(left // len(active), min(total[c] - counts[c] for c in active))
+        if not rounds:  # the last, partial round: the first `left` classes still in it
+            for c in active[:left]:
+                counts[c] += 1
+            break
+        for c in active:
+            counts[c] += rounds
+        left -= rounds * len(active)
+    return counts
+
+
+def inference_baseline(manifest, images):
+    """baselines()' numbers for the training subset scored in inference mode: its own
+    majority-class rate (largest class in the subset / subset size), not the whole split's."""
+    counts = inference_subset(manifest, images)
+    n = sum(counts.values())
+    chance, majority = 1 / len(manifest["classes"]), max(counts.values()) / n
+    return {"images": n, "per_class": counts, "chance": chance, "majority": majority,
+            "noise_limit": noise_limit(max(chance, majority), n)}
+
+
+def accuracy_limits(manifest, inference_images):
+    """The noise limit of each accuracy the results table shows, on the images it is scored on
+    (train accuracy in inference mode: the first `inference_images` training images, with
+    their own class counts)."""
+    base = baselines(manifest)
+    return {"train_accuracy": base["train"]["noise_limit"],
+            "inference_accuracy": inference_baseline(manifest, inference_images)["noise_limit"],
+            "val_accuracy": base["validation"]["noise_limit"],
+            "test_accuracy": base["test"]["noise_limit"],
+            "test_accuracy_raw": base["test"]["noise_limit"]}
+
+
+def factorial_analysis(runs, alpha=0.05):
+    """The initializer x activation factorial with seeds as blocks; runs: [{initializer,
+    activation, seed, value}], every cell on the same seeds. The two-way ANOVA with the
+    interaction term and the seed as a block (statsmodels, value ~ C(initializer) *
+    C(activation) + C(seed)), each factor's F and p, and Tukey's HSD between the initializers
+    within each activation on the same residual variance: does the best initializer change
+    with the activation?"""
+    import pandas as pd
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    table = pd.DataFrame(runs)
+    fit = ols("value ~ C(initializer) * C(activation) + C(seed)", table).fit()
+    anova = anova_lm(fit, typ=2)
+    residual = anova.loc["Residual"]
+    sd, df = float(np.sqrt(residual["sum_sq"] / residual["df"])), int(residual["df"])
+    terms = {name: {"f": float(anova.loc[row, "F"]), "p": float(anova.loc[row, "PR(>F)"]),
+                    "df": [int(anova.loc[row, "df"]), df]}
+             for name, row in (("initializer", "C(initializer)"),
+                               ("activation", "C(activation)"),
+                               ("interaction", "C(initializer):C(activation)"),
+                               ("seed", "C(seed)"))}
+    cells = table.groupby(["activation", "initializer"])["value"]
+    means, counts = cells.mean(), cells.count()
+    within = {}
+    for activation in table["activation"].unique():
+        names = list(means[activation].index)
+        b = int(counts[activation].min())
+        se = sd / math.sqrt(b)  # of a cell's mean
+        q = float(stats.studentized_range.ppf(1 - alpha, len(names), df))
+        pairs = []
+        for a, c in itertools.combinations(names, 2):
+            diff = float(means[activation][a] - means[activation][c])
+            p = float(stats.studentized_range.sf(abs(diff) / se, len(names), df))
+            pairs.append({"a": a, "b": c, "diff": diff, "ci_low": diff - q * se,
+                          "ci_high": diff + q * se, "p_tukey": p, "significant": p < alpha})
+        within[activation] = {"means": {n: float(means[activation][n]) for n in names},
+                              "pairs": pairs,
+                              "mdd_tukey": tukey_mdd(math.sqrt(2) * se, len(names), df, alpha)}
+    return {"alpha": alpha, "residual_sd": sd, "df": df, "terms": terms, "within": within}

@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 
-from initstudy.data import PREPARED, fixed_batch, make_dataset
+from initstudy.shards import PREPARED, fixed_batch, make_dataset
 from initstudy.files import read_json, save_model, write_json, write_tsv
 from initstudy.paths import BN_RAW, timings_path
 
@@ -124,81 +124,156 @@ def publish(staging, out):
     shutil.move(staging, out)  # a rename (on another file system, a copy)
 
 
-def train_run(study, experiment, seed, manifest, out):
-    """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
-    resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
-    Returns the epoch in which the loss stopped being finite, or None."""
+@dataclasses.dataclass
+class Run:
+    """One run as train_run's steps hand it on; `state` is what a checkpoint keeps of it."""
+    study: object
+    experiment: object
+    seed: int
+    manifest: dict
+    out: str
+    settings: object  # device.DeviceSettings
+    ckpt: str
+    model: object = None
+    # train_seconds: each epoch's training time (validation excluded), for logs/ alone
+    state: dict = dataclasses.field(default_factory=lambda: {
+        "epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []})
+    # BN statistics as training left them at the last epoch's end
+    raw_stats: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def train(self):
+        return self.study.train
+
+    @property
+    def name(self):
+        return self.experiment.name
+
+    @property
+    def train_images(self):
+        return self.manifest["splits"]["train"]["count"]
+
+    @property
+    def steps(self):
+        return math.ceil(self.train_images / self.train.batch_size)
+
+    @property
+    def live_dir(self):
+        return os.path.join(self.out, "live")
+
+
+def seeded_device(train, seed):
+    """The run's device settings, applied, and every random generator seeded."""
     import keras
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
 
-    from initstudy import batchnorm, device
-    from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
-    from initstudy.model import build_for_experiment
-    from initstudy.updates import KINDS, WeightUpdates, median_by_kind
+    from initstudy import device, seeding
 
-    train, name = study.train, experiment.name
     settings = device.resolve(train)
     device.apply(settings)
     if settings.deterministic:
-        device.make_deterministic(seed)  # same params + seed -> same weights, bit for bit
+        seeding.make_deterministic(seed)  # same params + seed -> same weights, bit for bit
     else:
         keras.utils.set_random_seed(seed)
+    return settings
 
-    count = manifest["splits"]["train"]["count"]
-    steps = math.ceil(count / train.batch_size)
-    ckpt = os.path.join(CHECKPOINTS, f"{name}-seed{seed}-{run_key(study, experiment, seed, manifest)}")
-    # train_seconds: each epoch's training time (validation excluded), for logs/ alone
-    state = {"epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []}
-    raw_stats = {}  # BN statistics as training left them at the last epoch's end
+
+def start_run(study, experiment, seed, manifest, out):
+    """A Run with nothing done yet, its device ready and its checkpoint named."""
+    settings = seeded_device(study.train, seed)
+    key = run_key(study, experiment, seed, manifest)
+    run = Run(study, experiment, seed, manifest, out, settings,
+              ckpt=os.path.join(CHECKPOINTS, f"{experiment.name}-seed{seed}-{key}"))
     os.makedirs(out, exist_ok=True)
-    live_dir = os.path.join(out, "live")
-    resume = checkpoint_to_resume(ckpt)
-    if resume:
-        state = read_json(os.path.join(resume, "state.json"))
-        model = keras.models.load_model(os.path.join(resume, "model.keras"))
-        shutil.copytree(os.path.join(resume, "live"), live_dir, dirs_exist_ok=True)
-        if os.path.exists(os.path.join(resume, BN_RAW)):
-            raw_stats = batchnorm.load_statistics(os.path.join(resume, BN_RAW))
-        done = "finished" if len(state["epochs"]) >= train.epochs else "resuming"
-        print(f"{done} {name} seed {seed} after epoch {len(state['epochs'])} from {resume}")
-    else:
-        # LSUV fits its scales to the first batch this run will train on (seeded, logged)
-        images = fixed_batch(PREPARED, manifest, train.batch_size, seed)[0] \
-            if experiment.initializer == "lsuv" else None
-        model, state["lsuv"] = build_for_experiment(study.model, experiment, manifest, seed, images)
-        if state["lsuv"]:
-            passes = sum(r["passes"] for r in state["lsuv"])
-            print(f"LSUV: {len(state['lsuv'])} conv layers rescaled to output variance 1 "
-                  f"+- {LSUV_TOLERANCE} in {passes} passes (at most {LSUV_MAX_PASSES} per layer) "
-                  f"on the first {train.batch_size} training images of seed {seed}")
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate_schedule(
-                          train.schedule, experiment.learning_rate, train.epochs * steps)),
+    return run
+
+
+def resume_from_checkpoint(run):
+    """The run as an earlier, interrupted attempt left it (state, model, live/ files, raw BN
+    statistics), or False when none did."""
+    import keras
+
+    from initstudy import batchnorm
+
+    folder = checkpoint_to_resume(run.ckpt)
+    if not folder:
+        return False
+    run.state = read_json(os.path.join(folder, "state.json"))
+    run.model = keras.models.load_model(os.path.join(folder, "model.keras"))
+    shutil.copytree(os.path.join(folder, "live"), run.live_dir, dirs_exist_ok=True)
+    if os.path.exists(os.path.join(folder, BN_RAW)):
+        run.raw_stats = batchnorm.load_statistics(os.path.join(folder, BN_RAW))
+    epochs = len(run.state["epochs"])
+    done = "finished" if epochs >= run.train.epochs else "resuming"
+    print(f"{done} {run.name} seed {run.seed} after epoch {epochs} from {folder}")
+    return True
+
+
+def make_optimizer(name, schedule):
+    """The optimizer train.optimizer names, on the run's rate schedule: plain SGD (the
+    reference's), SGD with momentum 0.9, or Adam with Keras' defaults (beta 0.9, 0.999)."""
+    import keras
+
+    if name == "momentum":
+        return keras.optimizers.SGD(schedule, momentum=0.9)
+    if name == "adam":
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.SGD(schedule)
+
+
+def build_and_compile(run):
+    """A new model for the run, initialized (LSUV's passes recorded in its state) and compiled."""
+    import keras
+
+    from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
+    from initstudy.model import build_for_experiment
+
+    train, experiment, seed = run.train, run.experiment, run.seed
+    # LSUV fits its scales to the first batch this run will train on (seeded, logged)
+    images = fixed_batch(PREPARED, run.manifest, train.batch_size, seed)[0] \
+        if experiment.initializer == "lsuv" else None
+    run.model, run.state["lsuv"] = build_for_experiment(run.study.model, experiment, run.manifest,
+                                                        seed, images)
+    if run.state["lsuv"]:
+        passes = sum(r["passes"] for r in run.state["lsuv"])
+        print(f"LSUV: {len(run.state['lsuv'])} conv layers rescaled to output variance 1 "
+              f"+- {LSUV_TOLERANCE} in {passes} passes (at most {LSUV_MAX_PASSES} per layer) "
+              f"on the first {train.batch_size} training images of seed {seed}")
+    schedule = learning_rate_schedule(train.schedule, experiment.learning_rate,
+                                      train.epochs * run.steps)
+    run.model.compile(optimizer=make_optimizer(train.optimizer, schedule),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      jit_compile=settings.jit_compile,
-                      steps_per_execution=settings.steps_per_execution)
-    start = len(state["epochs"])
-    live = Live(live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
-    live.log_params(dataclasses.asdict(settings))
-    if experiment.initializer == "lsuv":
+                      jit_compile=run.settings.jit_compile,
+                      steps_per_execution=run.settings.steps_per_execution)
+
+
+def open_logs(run, start):
+    """DVCLive on the run's live/ folder, going on after epoch `start`, with the run's
+    parameters logged; and the ||dW||/||W|| logger, holding the rows logged so far."""
+    from dvclive import Live
+
+    from initstudy.initializers import LSUV_MAX_PASSES, LSUV_TOLERANCE
+    from initstudy.updates import WeightUpdates
+
+    live = Live(run.live_dir, resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live.log_params(dataclasses.asdict(run.settings))
+    if run.experiment.initializer == "lsuv":
         live.log_params({"lsuv_tolerance": LSUV_TOLERANCE, "lsuv_max_passes": LSUV_MAX_PASSES,
-                         "lsuv_images": train.batch_size, "lsuv_batch_seed": seed})
-    updates = WeightUpdates(train.weight_update_steps)
-    updates.rows = state["weight_updates"]
-    print(f"device settings: {settings}")
+                         "lsuv_images": run.train.batch_size, "lsuv_batch_seed": run.seed})
+    updates = WeightUpdates(run.train.weight_update_steps)
+    updates.rows = run.state["weight_updates"]
+    print(f"device settings: {run.settings}")
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
+    return live, updates
 
-    def scores_at_epoch_end(epoch, logs):
-        scores, raw = epoch_scores(model, validation_ds, inference_ds, bn_ds)
-        logs.update(scores)
-        raw_stats.clear()
-        raw_stats.update(raw)
+
+def checkpoint_callback(run, updates):
+    """A Keras callback that times each epoch's training (not its validation) and, at the
+    epoch's end, records it in the run's state and saves a resumable checkpoint."""
+    import keras
 
     class Checkpoint(keras.callbacks.Callback):
-        """Times each epoch's training (not its validation) and saves a resumable state."""
-
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
@@ -206,38 +281,53 @@ def train_run(study, experiment, seed, manifest, out):
             self.seconds = time.perf_counter() - self.start
 
         def on_epoch_end(self, epoch, logs=None):
-            state["epochs"].append({"epoch": epoch + 1,
-                                    **{k: finite_or_none(v) for k, v in logs.items()}})
-            state["train_seconds"].append(self.seconds)
-            state["weight_updates"] = updates.rows
-            save_checkpoint(ckpt, self.model, live_dir, state, raw_stats)
+            run.state["epochs"].append({"epoch": epoch + 1,
+                                        **{k: finite_or_none(v) for k, v in logs.items()}})
+            run.state["train_seconds"].append(self.seconds)
+            run.state["weight_updates"] = updates.rows
+            save_checkpoint(run.ckpt, self.model, run.live_dir, run.state, run.raw_stats)
 
-    if start < train.epochs:
-        print(f"training {name} seed {seed}: {experiment.initializer} + "
-              f"{experiment.activation}, epochs {start + 1}-{train.epochs} of {count} images")
-        train_ds = make_dataset(PREPARED, manifest, "train", train.batch_size, seed,
-                                epochs=(start, train.epochs))
-        # the first N training records, stored class-interleaved: a fixed stratified subset
-        inference_ds = make_dataset(PREPARED, manifest, "train", train.batch_size,
-                                    limit=train.inference_images)
-        validation_ds = make_dataset(PREPARED, manifest, "validation", train.batch_size)
-        bn_ds = precise_bn_batches(manifest, train)
-        # the epoch's scores, then DVCLive (which logs them), then Checkpoint (which holds
-        # this epoch's live/ files).
-        model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=steps,
+    return Checkpoint()
+
+
+def fit_epochs(run, start, live, updates):
+    """Trains the run's epochs after `start`, each scored, logged and checkpointed at its end."""
+    import keras
+    from dvclive.keras import DVCLiveCallback
+
+    train, experiment, manifest = run.train, run.experiment, run.manifest
+    print(f"training {run.name} seed {run.seed}: {experiment.initializer} + "
+          f"{experiment.activation}, epochs {start + 1}-{train.epochs} of {run.train_images} images")
+    train_ds = make_dataset(PREPARED, manifest, "train", train.batch_size, run.seed,
+                            epochs=(start, train.epochs))
+    # the first N training records, stored class-interleaved: a fixed stratified subset
+    inference_ds = make_dataset(PREPARED, manifest, "train", train.batch_size,
+                                limit=train.inference_images)
+    validation_ds = make_dataset(PREPARED, manifest, "validation", train.batch_size)
+    bn_ds = precise_bn_batches(manifest, train)
+
+    def scores_at_epoch_end(epoch, logs):
+        scores, run.raw_stats = epoch_scores(run.model, validation_ds, inference_ds, bn_ds)
+        logs.update(scores)
+
+    # the epoch's scores, then DVCLive (which logs them), then Checkpoint (which holds
+    # this epoch's live/ files).
+    run.model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=run.steps,
                   verbose=2, shuffle=False,  # tf.data shuffles
                   callbacks=[keras.callbacks.TerminateOnNaN(), updates,
                              keras.callbacks.LambdaCallback(on_epoch_end=scores_at_epoch_end),
-                             DVCLiveCallback(live=live), Checkpoint()])
-    else:
-        live.end()
+                             DVCLiveCallback(live=live), checkpoint_callback(run, updates)])
 
-    epochs = state["epochs"]
-    # any metric not finite (the training loss stops the run; a validation loss may go first)
-    diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
-    finite = [e for e in epochs if all(v is not None for v in e.values())]
-    save_model(model, os.path.join(out, "model.keras"))
-    batchnorm.save_statistics(os.path.join(out, BN_RAW), raw_stats)
+
+def save_outputs(run, updates, live):
+    """The trained model, its raw BN statistics, the ||dW||/||W|| rows (and DVCLive's plot of
+    them) and LSUV's passes into the run's folder."""
+    from initstudy import batchnorm
+    from initstudy.updates import KINDS, median_by_kind
+
+    out = run.out
+    save_model(run.model, os.path.join(out, "model.keras"))
+    batchnorm.save_statistics(os.path.join(out, BN_RAW), run.raw_stats)
     write_tsv(os.path.join(out, "weight_updates.tsv"), updates.rows,
               ("step", "layer", "kind", "weight_norm", "update_ratio"))
     medians = median_by_kind(updates.rows)
@@ -246,24 +336,61 @@ def train_run(study, experiment, seed, manifest, out):
                       y=[k for k in KINDS if k in medians[0]], template="linear",
                       title="||dW|| / ||W|| per step (median over layers of each kind)",
                       y_label="relative kernel change per step")
-    if state["lsuv"]:
-        write_tsv(os.path.join(out, "lsuv.tsv"), state["lsuv"],
+    if run.state["lsuv"]:
+        write_tsv(os.path.join(out, "lsuv.tsv"), run.state["lsuv"],
                   ("layer", "passes", "variance_before", "variance"))
-    # The finished run's checkpoint stays: with more seeds, or the same inputs again after
-    # other changes, the stage rebuilds this run's outputs from it instead of training.
-    for other in glob.glob(os.path.join(CHECKPOINTS, f"{name}-seed{seed}-*")):
-        if other != ckpt:
+
+
+def keep_only_this_checkpoint(run):
+    """Removes the checkpoints of this experiment and seed with other inputs. The finished
+    run's own stays: with more seeds, or the same inputs again after other changes, the
+    stage rebuilds this run's outputs from it instead of training."""
+    for other in glob.glob(os.path.join(CHECKPOINTS, f"{run.name}-seed{run.seed}-*")):
+        if other != run.ckpt:
             shutil.rmtree(other, ignore_errors=True)
-    write_json(os.path.join(out, "history.json"), {
-        "experiment": name, "initializer": experiment.initializer,
+
+
+def write_history(run):
+    """history.json: what the run was and each epoch's scores. Returns the epoch in which a
+    metric stopped being finite, or None."""
+    experiment, train, epochs = run.experiment, run.train, run.state["epochs"]
+    # any metric not finite (the training loss stops the run; a validation loss may go first)
+    diverged = next((e["epoch"] for e in epochs if None in e.values()), None)
+    finite = [e for e in epochs if all(v is not None for v in e.values())]
+    write_json(os.path.join(run.out, "history.json"), {
+        "experiment": run.name, "initializer": experiment.initializer,
         "activation": experiment.activation, "learning_rate": experiment.learning_rate,
         "schedule": train.schedule, "precise_bn_batches": train.precise_bn_batches,
-        "seed": seed, "epochs": len(epochs), "diverged": diverged is not None,
+        "seed": run.seed, "epochs": len(epochs), "diverged": diverged is not None,
         "diverged_epoch": diverged, "last_finite": finite[-1] if finite else None,
-        "settings": dataclasses.asdict(settings),
+        "settings": dataclasses.asdict(run.settings),
         "history": epochs})
-    os.makedirs(os.path.dirname(timings_path(name, seed)), exist_ok=True)
-    write_json(timings_path(name, seed), {
-        "epoch_seconds": state["train_seconds"], "train_seconds": sum(state["train_seconds"]),
-        "images_per_second": count * len(epochs) / sum(state["train_seconds"])})
+    return diverged
+
+
+def write_timings(run):
+    """The run's training time per epoch, in all, and in images per second (logs/ alone)."""
+    path, seconds = timings_path(run.name, run.seed), run.state["train_seconds"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json(path, {"epoch_seconds": seconds, "train_seconds": sum(seconds),
+                      "images_per_second": run.train_images * len(run.state["epochs"]) / sum(seconds)})
+
+
+def train_run(study, experiment, seed, manifest, out):
+    """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
+    resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
+    Returns the epoch in which the loss stopped being finite, or None."""
+    run = start_run(study, experiment, seed, manifest, out)
+    if not resume_from_checkpoint(run):
+        build_and_compile(run)
+    start = len(run.state["epochs"])
+    live, updates = open_logs(run, start)
+    if start < run.train.epochs:
+        fit_epochs(run, start, live, updates)
+    else:
+        live.end()
+    save_outputs(run, updates, live)
+    keep_only_this_checkpoint(run)
+    diverged = write_history(run)
+    write_timings(run)
     return diverged

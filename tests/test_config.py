@@ -47,6 +47,7 @@ def test_unknown_initializer_or_activation(key, value, pattern):
     ("train", "epochs", 2.5, r"train.epochs = 2.5: must be an integer >= 1"),
     ("train", "learning_rate", 0, r"train.learning_rate = 0: must be a finite number > 0"),
     ("train", "precision", "fp8", r"train.precision = 'fp8': must be one of auto, float32"),
+    ("train", "optimizer", "rmsprop", r"train.optimizer = 'rmsprop': must be one of sgd, momentum, adam"),
     ("train", "jit_compile", "yes", r"train.jit_compile = 'yes': must be true or false"),
     ("model", "image_size", 16, r"model.image_size = 16: must be an integer >= 32"),
     ("model", "batch_norm", "on", r"model.batch_norm = 'on': must be true or false"),

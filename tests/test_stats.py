@@ -228,3 +228,31 @@ def test_tukey_needs_a_larger_gap_than_one_t_test():
     assert q_gap > 1.2 * t_gap
     assert tukey_power(q_gap, se_diff, 4, 6) == pytest.approx(0.8, abs=1e-6)
     assert 0.4 < tukey_power(t_gap, se_diff, 4, 6) < 0.6  # the t-test's gap: about a coin flip
+
+
+@pytest.mark.parametrize("interaction", [False, True])
+def test_factorial_analysis_finds_an_interaction_only_where_there_is_one(interaction):
+    """4 initializers x 2 activations x 3 seeds as blocks. Additive: each initializer is 2
+    points apart at both activations. With an interaction: the order reverses at SELU."""
+    from initstudy.stats import factorial_analysis
+
+    rng = np.random.default_rng(3)
+    inits = ["random_normal", "glorot_normal", "he_normal", "lecun_normal"]
+    runs = []
+    for a, activation in enumerate(["relu6", "selu"]):
+        for i, init in enumerate(inits):
+            effect = 0.02 * (3 - i if interaction and a else i)
+            for seed in range(3):
+                runs.append({"initializer": init, "activation": activation, "seed": seed,
+                             "value": 0.5 + effect + 0.01 * seed + rng.normal(0, 0.002)})
+    result = factorial_analysis(runs)
+    assert result["df"] == 24 - 8 - 2  # runs - cells - (seeds - 1)
+    p = result["terms"]["interaction"]["p"]
+    assert (p < 0.001) if interaction else (p > 0.01)
+    assert result["terms"]["seed"]["p"] < 0.001  # the shared per-seed shift is a block effect
+    best = {act: max(w["means"], key=w["means"].get) for act, w in result["within"].items()}
+    assert best == ({"relu6": "lecun_normal", "selu": "random_normal"} if interaction
+                    else {"relu6": "lecun_normal", "selu": "lecun_normal"})
+    pair = next(t for t in result["within"]["relu6"]["pairs"]
+                if {t["a"], t["b"]} == {"random_normal", "lecun_normal"})
+    assert pair["significant"] and abs(pair["diff"]) == pytest.approx(0.06, abs=0.01)

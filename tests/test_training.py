@@ -145,14 +145,14 @@ def test_schedules_start_at_the_rate_and_decaying_ones_end_at_zero(schedule):
 
 
 def test_parallel_runs_is_up_to_two_per_core_and_never_more_than_the_runs(monkeypatch):
-    from initstudy import device
+    from initstudy import parallel
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    assert device.parallel_runs("auto", 3) == 3
-    assert device.parallel_runs("auto", 5) == 4
-    assert device.parallel_runs("auto", 1) == 1
-    assert device.parallel_runs(3, 5) == 3
-    assert device.parallel_runs(4, 2) == 2
+    assert parallel.parallel_runs("auto", 3) == 3
+    assert parallel.parallel_runs("auto", 5) == 4
+    assert parallel.parallel_runs("auto", 1) == 1
+    assert parallel.parallel_runs(3, 5) == 3
+    assert parallel.parallel_runs(4, 2) == 2
 
 
 def weights_digest(folder):
@@ -185,7 +185,7 @@ def test_seeds_side_by_side_give_the_weights_of_one_at_a_time(prepared_project, 
 @pytest.mark.slow
 def test_a_failing_seed_stops_the_stage_with_its_one_line(prepared_project, tmp_path):
     from initstudy.config import load_study
-    from initstudy.data import load_manifest
+    from initstudy.shards import load_manifest
     from initstudy.training import CHECKPOINTS, run_key
 
     folder = prepared_project(tmp_path / "p", seeds=[0, 1], epochs=1)
@@ -217,3 +217,19 @@ def test_a_bn_free_skipinit_run_trains_and_the_evaluate_stage_scores_it(prepared
     assert "he_normal seed 0: test accuracy " in run.stdout
     metrics = json.loads((folder / "metrics" / "he_normal.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["diverged"] == 0
+
+
+def test_train_optimizer_builds_the_named_optimizer_on_the_schedule():
+    """plain SGD (the reference's and the default: the same call as before the option, so the
+    default study trains the same weights), SGD with momentum 0.9, Adam; each on the schedule."""
+    import keras
+
+    from initstudy.training import learning_rate_schedule, make_optimizer
+
+    schedule = learning_rate_schedule("cosine", 0.05, 100)
+    sgd, momentum, adam = (make_optimizer(n, schedule) for n in ("sgd", "momentum", "adam"))
+    assert type(sgd) is keras.optimizers.SGD and sgd.momentum == 0
+    assert type(momentum) is keras.optimizers.SGD and momentum.momentum == 0.9
+    assert type(adam) is keras.optimizers.Adam
+    for optimizer in (sgd, momentum, adam):
+        assert float(optimizer.learning_rate) == pytest.approx(0.05)  # the schedule at step 0

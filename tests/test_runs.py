@@ -1,0 +1,80 @@
+"""Per-run tables (tools/runs.py): what is pooled, and the findings built from the rows."""
+import os
+
+import pytest
+
+from initstudy.errors import StudyError
+from initstudy.files import write_tsv
+from tools import runs
+
+BASE = {"initializer": "x", "activation": "relu6", "learning_rate": 0.05, "schedule": "cosine",
+        "epochs": 2, "steps": 1408, "batch_size": 64, "diverged": 0, "val_accuracy": 0.5,
+        "test_accuracy_raw": 0.5, "data": "abc123def456"}
+
+
+def table(tmp_path, name, accuracies, seeds, **changes):
+    """findings/runs/NAME.tsv in tmp_path: {experiment: [test accuracy per seed]}."""
+    rows = [{**BASE, "experiment": e, "initializer": e, "seed": s, "test_accuracy": a, **changes}
+            for e, values in accuracies.items() for s, a in zip(seeds, values)]
+    os.makedirs(tmp_path / runs.RUNS, exist_ok=True)
+    write_tsv(tmp_path / runs.runs_path(name), rows, runs.COLUMNS)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_six_seeds_pooled_from_two_tables_answer_the_he_question_by_the_numbers(in_tmp):
+    # He 3 points behind Glorot on every seed (tiny noise), level with random normal
+    noise = [0.001, -0.002, 0.0, 0.002, -0.001, 0.0]  # sums to 0
+    acc = {"random_normal": [0.47 + n for n in noise],
+           "glorot_normal": [0.50 + n * 1.5 for n in noise],
+           "he_normal": [0.47 - n for n in noise]}
+    table(in_tmp, "a", {e: v[:3] for e, v in acc.items()}, [0, 1, 2])
+    table(in_tmp, "b", {e: v[3:] for e, v in acc.items()}, [3, 4, 5])
+    rows = runs.pooled(["a", "b"])
+    assert len(rows) == 18 and {r["seed"] for r in rows} == set(range(6))
+    text = runs.seeds_markdown(rows, ["a", "b"])
+    assert "over 6 seeds" in text and "seeds 0, 1, 2, 3, 4, 5" in text and "1408 SGD steps" in text
+    assert "- glorot_normal vs He: yes: He trails glorot_normal by 0.0300" in text
+    assert "- random_normal vs He: not detected: random_normal - He = +0.0000" in text
+    assert "detects" in text and "with power" in text
+
+
+def test_tables_that_trained_differently_or_repeat_a_run_are_not_pooled(in_tmp):
+    acc = {"he_normal": [0.4, 0.5]}
+    table(in_tmp, "a", acc, [0, 1])
+    table(in_tmp, "b", acc, [2, 3], steps=2816)  # a longer budget
+    with pytest.raises(StudyError, match="differ in what was trained"):
+        runs.pooled(["a", "b"])
+    table(in_tmp, "c", acc, [1, 2])
+    with pytest.raises(StudyError, match="he_normal seed 1 is in two tables"):
+        runs.pooled(["a", "c"])
+    with pytest.raises(StudyError, match="does not exist: export it first"):
+        runs.pooled(["a", "missing"])
+
+
+def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
+    """The committed report's runs as rows: every experiment x seed, with the budget in steps
+    (ceil(train images / batch) per epoch) and the data's hash."""
+    import json
+    import shutil
+
+    from conftest import ROOT
+    from initstudy.files import read_tsv
+
+    shutil.copy(os.path.join(ROOT, "params.yaml"), in_tmp / "params.yaml")
+    (in_tmp / "report").mkdir()
+    shutil.copy(os.path.join(ROOT, "report", "summary.json"), in_tmp / "report")
+    os.makedirs(in_tmp / "data" / "prepared")
+    manifest = {"splits": {"train": {"count": 45000}}, "source": {"sha256": "f" * 64}}
+    (in_tmp / "data" / "prepared" / "manifest.json").write_text(json.dumps(manifest))
+    runs.export("committed")
+    rows = read_tsv(in_tmp / runs.runs_path("committed"))
+    summary = json.load(open(os.path.join(ROOT, "report", "summary.json")))
+    want = {(e["experiment"], r["seed"]): r["test_accuracy"]
+            for e in summary["experiments"] for r in e["runs"]}
+    assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
+    assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}

@@ -1,0 +1,174 @@
+"""Per-run results kept in git (findings/runs/*.tsv), and the findings built from them.
+
+An experiment's runs live in DVC's cache (eval/<experiment>/runs.json) or in its report
+(report/summary.json); neither is a table a reader can recompute a finding from. `export`
+writes one row per run; the findings tables are built from those rows only.
+
+Usage:
+  python -m tools.runs export NAME   this workspace's runs -> findings/runs/NAME.tsv
+                                     (report/summary.json, else eval/*/runs.json)
+  python -m tools.runs seeds NAME..  the default experiments pooled over the named tables'
+                                     seeds, seed-blocked -> findings/seeds.md
+"""
+import math
+import os
+import sys
+
+from initstudy.config import load_study
+from initstudy.errors import StudyError
+from initstudy.files import read_json, read_tsv, write_text, write_tsv
+from initstudy.runner import run_stage
+
+RUNS = os.path.join("findings", "runs")
+COLUMNS = ("experiment", "initializer", "activation", "learning_rate", "schedule", "epochs",
+           "steps", "batch_size", "seed", "diverged", "val_accuracy", "test_accuracy",
+           "test_accuracy_raw", "data")
+INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
+SEEDS_MD = os.path.join("findings", "seeds.md")
+
+
+def runs_path(name):
+    return os.path.join(RUNS, f"{name}.tsv")
+
+
+def run_rows(study, manifest, runs_by_experiment):
+    """One row per run: what it trained (the experiment, the rate, the budget in SGD steps)
+    and what it scored. runs_by_experiment: {experiment: [run dict as evaluate writes it]}."""
+    from initstudy.report_text import data_id
+
+    train_images = manifest["splits"]["train"]["count"]
+    steps = math.ceil(train_images / study.train.batch_size) * study.train.epochs
+    rows = []
+    for name, runs in runs_by_experiment.items():
+        e = study.experiment(name)
+        for r in runs:
+            rows.append({"experiment": name, "initializer": e.initializer,
+                         "activation": e.activation, "learning_rate": e.learning_rate,
+                         "schedule": study.train.schedule, "epochs": r["epochs"],
+                         "steps": steps, "batch_size": study.train.batch_size,
+                         "seed": r["seed"], "diverged": int(bool(r["diverged"])),
+                         "val_accuracy": r.get("val_accuracy"),
+                         "test_accuracy": r.get("test_accuracy"),
+                         "test_accuracy_raw": r.get("test_accuracy_raw"),
+                         "data": data_id(manifest)})
+    return rows
+
+
+def workspace_runs(study):
+    """{experiment: runs} of this workspace: the report's, else each evaluate stage's."""
+    summary = os.path.join("report", "summary.json")
+    if os.path.exists(summary):
+        found = {e["experiment"]: e["runs"] for e in read_json(summary)["experiments"]}
+        if set(found) == set(study.experiments):
+            return found
+    missing = [e for e in study.experiments if not os.path.exists(f"eval/{e}/runs.json")]
+    if missing:
+        raise StudyError(f"no finished runs of {', '.join(missing)} in this workspace: run "
+                         "`dvc repro evaluate` (or the plan's experiment) first")
+    return {e: read_json(f"eval/{e}/runs.json")["runs"] for e in study.experiments}
+
+
+def export(name):
+    from initstudy.shards import PREPARED, load_manifest
+
+    study = load_study()
+    rows = run_rows(study, load_manifest(PREPARED, verify=False), workspace_runs(study))
+    os.makedirs(RUNS, exist_ok=True)
+    write_tsv(runs_path(name), rows, COLUMNS)
+    print(f"{len(rows)} runs -> {runs_path(name)}")
+
+
+def pooled(names):
+    """The rows of the named tables, refused if two tables hold the same run (experiment,
+    seed) or differ in what was trained (budget, data): pooled seeds must be exchangeable."""
+    rows, seen = [], {}
+    for name in names:
+        if not os.path.exists(runs_path(name)):
+            raise StudyError(f"{runs_path(name)} does not exist: export it first "
+                             f"(python -m tools.runs export {name})")
+        for r in read_tsv(runs_path(name)):
+            r.update({c: int(r[c]) for c in INTEGERS})
+            key = (r["experiment"], r["seed"])
+            setting = tuple(r[c] for c in ("initializer", "activation", "learning_rate",
+                                           "schedule", "steps", "data"))
+            if key in seen:
+                raise StudyError(f"{r['experiment']} seed {r['seed']} is in two tables")
+            other = next((s for (e, _), s in seen.items() if e == r["experiment"]), setting)
+            if other != setting:
+                raise StudyError(f"{r['experiment']}: the tables differ in what was trained "
+                                 f"({other} vs {setting}); they cannot be pooled")
+            seen[key] = setting
+            rows.append(r)
+    return rows
+
+
+def seeds_markdown(rows, names):
+    """The default experiments over every seed of the pooled tables: per-experiment mean and
+    t interval, the seed-blocked analysis (Tukey, its detectable gap and each gap's power),
+    and the He question answered by the numbers."""
+    from initstudy.formatting import interval
+    from initstudy.report_text import analysis_lines
+    from initstudy.stats import seed_analysis, summarize
+
+    groups = {}
+    for r in rows:
+        if not r["diverged"] and r["test_accuracy"] is not None:
+            groups.setdefault(r["experiment"], {})[r["seed"]] = r["test_accuracy"]
+    seeds = sorted({r["seed"] for r in rows})
+    first = rows[0]
+    lines = [f"# The default study over {len(seeds)} seeds", "",
+             f"Built by `python -m tools.runs seeds {' '.join(names)}` from the committed "
+             f"per-run tables ({', '.join(f'`{runs_path(n)}`' for n in names)}): seeds "
+             f"{', '.join(map(str, seeds))}, each {first['epochs']} epochs = {first['steps']} "
+             f"SGD steps of batch {first['batch_size']}, {first['schedule']} schedule, data "
+             f"{first['data']}. Test accuracy after precise BN.", "",
+             "| experiment | runs | test acc mean | 95% t interval |", "|---|---|---|---|"]
+    for e, g in groups.items():
+        s = summarize(list(g.values()))
+        lines.append(f"| {e} | {s['n']} | {s['mean']:.4f} | "
+                     f"{interval(s['ci_low'], s['ci_high'])} |")
+    analysis = seed_analysis(groups)
+    lines += ["", *analysis_lines(analysis), "", *he_answer(analysis)]
+    return "\n".join(lines) + "\n"
+
+
+def he_answer(analysis):
+    """Is He behind Glorot and random normal? One line per pair, chosen by the numbers."""
+    if analysis is None:
+        return ["Fewer than 2 complete seeds: no answer."]
+    b = analysis["blocked"]
+    out = ["**Is He behind Glorot and random normal?**", ""]
+    for t in b["pairs"]:
+        if {t["a"], t["b"]} not in ({"he_normal", "glorot_normal"},
+                                    {"he_normal", "random_normal"}):
+            continue
+        other = t["b"] if t["a"] == "he_normal" else t["a"]
+        gap = t["diff"] if t["b"] == "he_normal" else -t["diff"]  # other - He
+        low, high = sorted((t["ci_low"], t["ci_high"]) if t["b"] == "he_normal"
+                           else (-t["ci_high"], -t["ci_low"]))
+        if t["significant"] and gap > 0:
+            verdict = f"yes: He trails {other} by {gap:.4f}"
+        elif t["significant"]:
+            verdict = f"no: He is ahead of {other} by {-gap:.4f}"
+        else:
+            verdict = (f"not detected: {other} - He = {gap:+.4f}; at {b['seeds']} seeds Tukey "
+                       f"detects {b['mdd_tukey']:.4f} with {analysis['power']:.0%} power, and "
+                       f"a true gap of this size with power {t['power_tukey']:.2f}")
+        out.append(f"- {other} vs He: {verdict} (Tukey 95% interval of {other} - He "
+                   f"[{low:.4f}, {high:.4f}], p = {t['p_tukey']:.3g}).")
+    return out
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[1] not in ("export", "seeds"):
+        raise StudyError("usage: python -m tools.runs export NAME | seeds NAME [NAME ...]")
+    if sys.argv[1] == "export":
+        export(sys.argv[2])
+    else:
+        names = sys.argv[2:]
+        write_text(SEEDS_MD, seeds_markdown(pooled(names), names))
+        print(f"-> {SEEDS_MD}")
+
+
+if __name__ == "__main__":
+    run_stage(main, tensorflow=False)
