@@ -78,3 +78,28 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
             for e in summary["experiments"] for r in e["runs"]}
     assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
     assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}
+
+
+def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):
+    """LeCun + SELU ahead only because SELU is: at SELU every initializer gains 4 points,
+    LeCun is level with the others, and there is no interaction."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    seeds = [0, 1, 2]
+    for name, activation, gain in (("relu6", "relu6", 0.0), ("selu", "selu", 0.04)):
+        acc = {f"{i}-{activation}": list(0.48 + gain + rng.normal(0, 0.005, 3))
+               for i in ("he_normal", "glorot_normal", "lecun_normal")}
+        table(in_tmp, name, acc, seeds, activation=activation)
+    rows = runs.pooled(["relu6", "selu"])
+    for r in rows:
+        r["initializer"] = r["experiment"].split("-")[0]
+    text = runs.factorial_markdown(rows, ["relu6", "selu"])
+    assert "| interaction | F(2, " in text
+    assert "LeCun or SELU? At SELU, LeCun is not told apart from the best other initializer" in text
+    gap = float(text.split("LeCun with SELU against LeCun with ReLU6: ")[1].split(";")[0])
+    assert gap == pytest.approx(0.04, abs=0.015)
+    assert text.rstrip().endswith("no evidence that the best initializer changes with the activation.")
+    table(in_tmp, "longer", {"he_normal-selu": [0.5, 0.5, 0.5]}, [3, 4, 5], steps=5632)
+    with pytest.raises(StudyError, match="differ in budget"):
+        runs.factorial_markdown(runs.pooled(["relu6", "longer"]), ["relu6", "longer"])

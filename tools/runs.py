@@ -9,6 +9,9 @@ Usage:
                                      (report/summary.json, else eval/*/runs.json)
   python -m tools.runs seeds NAME..  the default experiments pooled over the named tables'
                                      seeds, seed-blocked -> findings/seeds.md
+  python -m tools.runs factorial NAME..  initializer x activation over the named tables
+                                     (interaction, Tukey within each activation)
+                                     -> findings/factorial.md
 """
 import math
 import os
@@ -25,6 +28,7 @@ COLUMNS = ("experiment", "initializer", "activation", "learning_rate", "schedule
            "test_accuracy_raw", "data")
 INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
 SEEDS_MD = os.path.join("findings", "seeds.md")
+FACTORIAL_MD = os.path.join("findings", "factorial.md")
 
 
 def runs_path(name):
@@ -159,15 +163,73 @@ def he_answer(analysis):
     return out
 
 
+def factorial_markdown(rows, names):
+    """Initializer x activation with seeds as blocks: the cell means, the interaction test,
+    Tukey within each activation, and "LeCun or SELU?" answered by the numbers."""
+    from initstudy.formatting import interval
+    from initstudy.stats import factorial_analysis
+
+    runs = [{"initializer": r["initializer"], "activation": r["activation"], "seed": r["seed"],
+             "value": r["test_accuracy"]} for r in rows
+            if not r["diverged"] and r["test_accuracy"] is not None]
+    budgets = {(r["steps"], r["schedule"], r["learning_rate"], r["data"]) for r in rows}
+    if len(budgets) != 1:
+        raise StudyError(f"the tables' runs differ in budget, rate or data ({sorted(budgets)}): "
+                         "a factorial compares cells trained alike")
+    result = factorial_analysis(runs)
+    first, t = rows[0], result["terms"]
+    lines = ["# Initializer x activation, with BN", "",
+             f"Built by `python -m tools.runs factorial {' '.join(names)}` from the committed "
+             f"per-run tables: {first['epochs']} epochs = {first['steps']} SGD steps, seeds "
+             f"{sorted({r['seed'] for r in runs})} as blocks, test accuracy after precise BN. "
+             f"Residual sd {result['residual_sd']:.4f} on {result['df']} df.", "",
+             "| term | F | p |", "|---|---|---|"]
+    lines += [f"| {name} | F({v['df'][0]}, {v['df'][1]}) = {v['f']:.2f} | {v['p']:.3g} |"
+              for name, v in t.items()]
+    for activation, w in result["within"].items():
+        lines += ["", f"**{activation}**: cell means "
+                  + ", ".join(f"{i} {m:.4f}" for i, m in w["means"].items())
+                  + f"; Tukey detects {w['mdd_tukey']:.4f} with 80% power.", ""]
+        lines += [f"- {p['a']} - {p['b']}: {p['diff']:+.4f} {interval(p['ci_low'], p['ci_high'])}"
+                  + (" (differ)" if p["significant"] else "") for p in w["pairs"]]
+    return "\n".join(lines + ["", lecun_or_selu(result)]) + "\n"
+
+
+def lecun_or_selu(result):
+    """Does LeCun + SELU's lead belong to LeCun, to SELU, or to the pair? From the interaction
+    term and the two simple effects: LeCun against the best other initializer at SELU, and
+    SELU against ReLU6 for LeCun."""
+    within, alpha = result["within"], result["alpha"]
+    interaction = result["terms"]["interaction"]
+    selu = within.get("selu", {}).get("means", {})
+    relu6 = within.get("relu6", {}).get("means", {})
+    if "lecun_normal" not in selu or "lecun_normal" not in relu6:
+        return "LeCun or SELU? This table lacks LeCun at both activations."
+    others = {i: m for i, m in selu.items() if i != "lecun_normal"}
+    rival = max(others, key=others.get)
+    init_gap, act_gap = selu["lecun_normal"] - others[rival], selu["lecun_normal"] - relu6[
+        "lecun_normal"]
+    pair = next(p for p in within["selu"]["pairs"] if {p["a"], p["b"]} == {"lecun_normal", rival})
+    words = (f"LeCun or SELU? At SELU, LeCun {'beats' if pair['significant'] else 'is not told apart from'} "
+             f"the best other initializer ({rival}) by {init_gap:+.4f}; LeCun with SELU against "
+             f"LeCun with ReLU6: {act_gap:+.4f}; the interaction F = {interaction['f']:.2f}, "
+             f"p = {interaction['p']:.3g}")
+    return words + (": the best initializer changes with the activation." if interaction["p"] < alpha
+                    else ": no evidence that the best initializer changes with the activation.")
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("export", "seeds"):
-        raise StudyError("usage: python -m tools.runs export NAME | seeds NAME [NAME ...]")
+    commands = {"export": None, "seeds": (seeds_markdown, SEEDS_MD),
+                "factorial": (factorial_markdown, FACTORIAL_MD)}
+    if len(sys.argv) < 3 or sys.argv[1] not in commands:
+        raise StudyError("usage: python -m tools.runs export NAME | seeds NAME [NAME ...] | "
+                         "factorial NAME [NAME ...]")
     if sys.argv[1] == "export":
-        export(sys.argv[2])
-    else:
-        names = sys.argv[2:]
-        write_text(SEEDS_MD, seeds_markdown(pooled(names), names))
-        print(f"-> {SEEDS_MD}")
+        return export(sys.argv[2])
+    build, path = commands[sys.argv[1]]
+    names = sys.argv[2:]
+    write_text(path, build(pooled(names), names))
+    print(f"-> {path}")
 
 
 if __name__ == "__main__":
