@@ -79,6 +79,14 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
     assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
     assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}
 
+    # without a report (an experiment run to `evaluate`): each evaluate stage's runs.json
+    os.remove(in_tmp / "report" / "summary.json")
+    for e in summary["experiments"]:
+        os.makedirs(in_tmp / "eval" / e["experiment"])
+        (in_tmp / "eval" / e["experiment"] / "runs.json").write_text(json.dumps(e["runs"]))
+    runs.export("from-eval")
+    assert read_tsv(in_tmp / runs.runs_path("from-eval")) == rows
+
 
 def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):
     """LeCun + SELU ahead only because SELU is: at SELU every initializer gains 4 points,

@@ -69,7 +69,7 @@ def workspace_runs(study):
     if missing:
         raise StudyError(f"no finished runs of {', '.join(missing)} in this workspace: run "
                          "`dvc repro evaluate` (or the plan's experiment) first")
-    return {e: read_json(f"eval/{e}/runs.json")["runs"] for e in study.experiments}
+    return {e: read_json(f"eval/{e}/runs.json") for e in study.experiments}  # a list of runs
 
 
 def export(name):
