@@ -111,3 +111,21 @@ def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):
     table(in_tmp, "longer", {"he_normal-selu": [0.5, 0.5, 0.5]}, [3, 4, 5], steps=5632)
     with pytest.raises(StudyError, match="differ in budget"):
         runs.factorial_markdown(runs.pooled(["relu6", "longer"]), ["relu6", "longer"])
+
+
+def test_the_committed_six_seed_finding_is_rebuilt_from_the_committed_rows(monkeypatch):
+    """findings/seeds.md is what tools/runs builds from findings/runs/, and the seeds 0-2
+    rows are the committed report's runs."""
+    import json
+
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    names = ["seeds-0-2", "seeds-3-5"]
+    rows = runs.pooled(names)
+    assert open(runs.SEEDS_MD).read() == runs.seeds_markdown(rows, names)
+    summary = json.load(open(os.path.join("report", "summary.json")))
+    committed = {(e["experiment"], r["seed"]): r["test_accuracy"]
+                 for e in summary["experiments"] for r in e["runs"]}
+    assert {(r["experiment"], r["seed"]): r["test_accuracy"]
+            for r in rows if r["seed"] < 3} == committed
