@@ -15,6 +15,11 @@ from initstudy.paths import BN_RAW, timings_path
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
 
 
+def steps_per_epoch(manifest, batch_size):
+    """SGD steps in one epoch of the train split: the last, partial batch counts as one."""
+    return math.ceil(manifest["splits"]["train"]["count"] / batch_size)
+
+
 def learning_rate_schedule(schedule, rate, total_steps):
     """constant: the reference's plain SGD(rate); cosine and linear decay from `rate` to 0
     over the whole training (Keras' own schedules), so the last steps barely move."""
@@ -155,7 +160,7 @@ class Run:
 
     @property
     def steps(self):
-        return math.ceil(self.train_images / self.train.batch_size)
+        return steps_per_epoch(self.manifest, self.train.batch_size)
 
     @property
     def live_dir(self):

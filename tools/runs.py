@@ -13,7 +13,6 @@ Usage:
                                      (interaction, Tukey within each activation)
                                      -> findings/factorial.md
 """
-import math
 import os
 import sys
 
@@ -40,8 +39,9 @@ def run_rows(study, manifest, runs_by_experiment):
     and what it scored. runs_by_experiment: {experiment: [run dict as evaluate writes it]}."""
     from initstudy.report_text import data_id
 
-    train_images = manifest["splits"]["train"]["count"]
-    steps = math.ceil(train_images / study.train.batch_size) * study.train.epochs
+    from initstudy.training import steps_per_epoch
+
+    steps = steps_per_epoch(manifest, study.train.batch_size) * study.train.epochs
     rows = []
     for name, runs in runs_by_experiment.items():
         e = study.experiment(name)
