@@ -19,6 +19,7 @@ import time
 from initstudy.errors import StudyError
 from initstudy.files import write_json
 from initstudy.paths import timings_path
+from initstudy.progress import MARK, PROGRESS, StatusLine
 
 
 # A run's environment: the pid of the stage process that started it (train_seeds).
@@ -85,11 +86,25 @@ def _stop(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def _relay(process, prefix, last):
-    """Copies a run's output line by line, prefixed, and keeps its last line."""
+def relay_output(process, prefix, last, status):
+    """Copies a run's output line by line, prefixed, its progress into the status line, and
+    keeps its last line."""
     for line in process.stdout:
-        last[0] = line.rstrip("\n")
-        print(f"{prefix}{line}", end="", flush=True)
+        if not line.startswith(MARK):
+            last[0] = line.rstrip("\n")
+        status.line(prefix, line)
+    status.done(prefix)
+
+
+def run_environment():
+    """The environment of the stage's runs: each ends with this process; its lines reach the
+    log as it prints them (a pipe would hold them until the run exits, after it has published
+    its outputs); with a person watching (a terminal), its progress for the status line."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT: str(os.getpid())})
+    env.pop(PROGRESS, None)
+    if sys.stdout.isatty():
+        env[PROGRESS] = "relay"
+    return env
 
 
 def train_seeds(experiment, seeds, setting="auto"):
@@ -102,7 +117,7 @@ def train_seeds(experiment, seeds, setting="auto"):
     pending, running = list(seeds), {}
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
-    env = dict(os.environ, **{PARENT: str(os.getpid())})  # each run ends with this process
+    env, status = run_environment(), StatusLine()
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -112,7 +127,8 @@ def train_seeds(experiment, seeds, setting="auto"):
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                     env=env)
                 last = [""]
-                thread = threading.Thread(target=_relay, args=(process, f"[seed {seed}] ", last))
+                thread = threading.Thread(target=relay_output,
+                                          args=(process, f"[seed {seed}] ", last, status))
                 thread.start()
                 running[seed] = (process, thread, last)
             time.sleep(0.2)

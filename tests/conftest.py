@@ -31,6 +31,9 @@ def subprocess_env(**extra):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
                DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    # what a user's shell (and CI) has: output to a pipe or file is block-buffered unless
+    # the project itself asks otherwise
+    env.pop("PYTHONUNBUFFERED", None)
     env.update(extra)
     return env
 
