@@ -15,10 +15,12 @@ import time
 # sums are single-threaded; TF's default splits them by core count). With oneDNN's AVX2
 # kernels the 32px training ran 1.4x faster this way, with AVX-512 kernels about as fast as
 # TF's default (0.97-1.13x); at 224px TF's default is 1.5x faster: set
-# TF_NUM_INTRAOP_THREADS=0 for it. oneDNN runs its kernels for the CPU's own instruction set
-# (capping it at AVX2 did not make an AVX-512 machine reproduce an AVX2 machine's numbers and
-# made it 1.8x slower). Figures: bench/results-speed*.json (docs/speed.md); variables set
-# beforehand win, and ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
+# TF_NUM_INTRAOP_THREADS=0 for it. Where oneDNN is on it runs its kernels for the CPU's own
+# instruction set (capping it at AVX2 did not make an AVX-512 machine reproduce an AVX2
+# machine's numbers and made it 1.8x slower); on a CPU without AVX-512 VNNI/BF16 or AMX
+# TensorFlow leaves oneDNN off (kernels() below, logged per run). Figures:
+# bench/results-speed*.json (docs/speed.md); variables set beforehand win, and
+# ONEDNN_MAX_CPU_ISA still caps oneDNN by hand.
 INTRA_OP_THREADS = 1
 
 
@@ -135,6 +137,32 @@ def start_tensorflow():
             for line in caught.read().decode(errors="replace").splitlines():
                 if not any(noise in line for noise in START_NOISE):
                     print(line, file=sys.stderr)
+
+
+# The CPU features that decide TensorFlow's kernels, best first: TensorFlow turns oneDNN on
+# by itself only on CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX; on an AVX2-only CPU it
+# runs its Eigen kernels unless TF_ENABLE_ONEDNN_OPTS=1 (docs/speed.md).
+ISA_FLAGS = ("amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "avx")
+
+
+def kernels():
+    """{"cpu": model name, "isa": the best of ISA_FLAGS it has, "onednn": whether TensorFlow
+    runs oneDNN's kernels in this process}: what each run logs (docs/speed.md)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    cpu, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and cpu == "unknown":
+                    cpu = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:  # not Linux: the CPU stays unknown
+        pass
+    return {"cpu": cpu, "isa": next((f for f in ISA_FLAGS if f in flags), "unknown"),
+            "onednn": bool(_pywrap_util_port.IsMklEnabled())}
 
 
 def resolve(train):

@@ -27,6 +27,11 @@ def timings_path(experiment, seed=None):
     return os.path.join(LOGS, experiment, f"seed{seed}.json" if seed is not None else "train.json")
 
 
+def stage_timings_path(stage):
+    """A stage's last start and end (logs/stages/<stage>.json, e.g. train@he_normal)."""
+    return os.path.join(LOGS, "stages", f"{stage}.json")
+
+
 def eval_dir(experiment):
     return os.path.join(EVAL, experiment)
 

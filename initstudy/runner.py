@@ -1,8 +1,12 @@
 """The wrapper every stage and command runs under: its device set up first, and a problem
 the user can fix shown as one line on stderr with exit status 2."""
+import os
 import sys
+import time
 
 from initstudy.errors import StudyError
+from initstudy.files import write_json
+from initstudy.paths import stage_timings_path
 
 
 def run_stage(main, gpu=False, tensorflow=True):
@@ -18,6 +22,7 @@ def run_stage(main, gpu=False, tensorflow=True):
         if tensorflow:
             device.start_tensorflow()
         main()
+        log_stage_times()
     except StudyError as e:
         fail(str(e))
     except OSError as e:  # e.g. an output folder that is not writable: the file and the reason
@@ -28,3 +33,20 @@ def fail(message):
     message = " ".join(line.strip() for line in message.splitlines())  # always one line
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def log_stage_times():
+    """A pipeline stage's start (its process's) and end into logs/stages/, from which
+    bench/overhead.py tells where the main job's time went. Commands and single runs
+    (`python -m stages.train <experiment> <seed>`) log nothing here."""
+    import psutil
+
+    module = getattr(sys.modules["__main__"], "__spec__", None)
+    if module is None or not module.name.startswith("stages.") or len(sys.argv) > 2:
+        return
+    stage = "@".join([module.name.removeprefix("stages."), *sys.argv[1:2]])
+    path, start = stage_timings_path(stage), psutil.Process().create_time()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    end = time.time()
+    write_json(path, {"stage": stage, "start": start, "end": end,
+                      "seconds": round(end - start, 2)})

@@ -1,4 +1,5 @@
 """One training run (experiment x seed): resumable, divergence-aware, bit-for-bit on a CPU."""
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -63,12 +64,38 @@ def finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def epoch_scores(model, validation_ds, inference_ds, bn_ds):
+class Stopwatch:
+    """Seconds per phase of a run, what write_timings logs: `with clock("scoring"): ...`."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def add(self, phase, seconds):
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def __call__(self, phase):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(phase, time.perf_counter() - start)
+
+
+def process_seconds():
+    """Seconds since this process started (its Python start and imports included)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def epoch_scores(model, validation_ds, inference_ds, bn_ds, clock, raw=True):
     """The model at an epoch's end in inference mode, on the validation split and on a fixed,
     stratified subset of the training split (Keras' `accuracy` is a running mean with BN in
-    training mode): first with BN's statistics as training left them (`_raw`), then after
-    precise BN on `bn_ds`, the numbers the study reports; the model keeps the recalibrated
-    statistics. Returns (scores, the raw statistics)."""
+    training mode): with `raw`, first with BN's statistics as training left them (`_raw`:
+    the study reports only the last epoch's), then after precise BN on `bn_ds`, the numbers
+    the study reports; the model keeps the recalibrated statistics. Returns (scores, the raw
+    statistics); `clock` gets the seconds of scoring and of precise BN."""
     from initstudy import batchnorm
     from initstudy.evaluation import score
 
@@ -79,13 +106,18 @@ def epoch_scores(model, validation_ds, inference_ds, bn_ds):
                 f"inference_accuracy{suffix}": inference_accuracy,
                 f"inference_loss{suffix}": inference_loss}
 
-    raw = batchnorm.statistics(model)
-    logs = scores("_raw")
-    if batchnorm.recalibrate(model, bn_ds):
-        logs.update(scores(""))
+    statistics, logs = batchnorm.statistics(model), {}
+    if raw:
+        with clock("scoring"):
+            logs = scores("_raw")
+    with clock("precise BN"):
+        recalibrated = batchnorm.recalibrate(model, bn_ds)
+    if recalibrated or not raw:
+        with clock("scoring"):
+            logs.update(scores(""))
     else:  # nothing recalibrated (no BN, or precise BN off): the same numbers
         logs.update({k.removesuffix("_raw"): v for k, v in logs.items()})
-    return logs, raw
+    return logs, statistics
 
 
 def save_checkpoint(ckpt, model, live_dir, state, raw_stats):
@@ -140,11 +172,14 @@ class Run:
     settings: object  # device.DeviceSettings
     ckpt: str
     model: object = None
-    # train_seconds: each epoch's training time (validation excluded), for logs/ alone
+    # train_seconds: each epoch's training steps' time (step_clock), for logs/ alone
     state: dict = dataclasses.field(default_factory=lambda: {
         "epochs": [], "train_seconds": [], "lsuv": None, "weight_updates": []})
     # BN statistics as training left them at the last epoch's end
     raw_stats: dict = dataclasses.field(default_factory=dict)
+    clock: Stopwatch = dataclasses.field(default_factory=Stopwatch)  # this process's phases
+    epochs_trained: int = 0  # by this process (a resumed run trains only the rest)
+    kernels: dict = None  # device.kernels()
 
     @property
     def train(self):
@@ -265,32 +300,51 @@ def open_logs(run, start):
     if run.experiment.initializer == "lsuv":
         live.log_params({"lsuv_tolerance": LSUV_TOLERANCE, "lsuv_max_passes": LSUV_MAX_PASSES,
                          "lsuv_images": run.train.batch_size, "lsuv_batch_seed": run.seed})
+    from initstudy.device import kernels
+
     updates = WeightUpdates(run.train.weight_update_steps)
     updates.rows = run.state["weight_updates"]
-    print(f"device settings: {run.settings}")
+    run.kernels = kernels()
+    print(f"device settings: {run.settings}; kernels: oneDNN "
+          f"{'on' if run.kernels['onednn'] else 'off'}, {run.kernels['isa']}, {run.kernels['cpu']}")
     if start:
         live.step = start  # DVCLive's resume would restart at 0 after a single epoch
     return live, updates
 
 
-def checkpoint_callback(run, updates):
-    """A Keras callback that times each epoch's training (not its validation) and, at the
-    epoch's end, records it in the run's state and saves a resumable checkpoint."""
+def step_clock(run, updates):
+    """A Keras callback, first of all, timing each epoch's training steps: from the epoch's
+    start to its last step's end, without the ||dW||/||W|| logger's time (`seconds`); the
+    first step this process runs (tracing included) is also its own phase."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start, self.logged = time.perf_counter(), updates.seconds
+
+        def on_train_batch_end(self, batch, logs=None):  # before the logger's, for this step
+            self.seconds = time.perf_counter() - self.start - (updates.seconds - self.logged)
+            if "first step" not in run.clock.seconds:
+                run.clock.add("first step", self.seconds)
+
+    return StepClock()
+
+
+def checkpoint_callback(run, updates, clock):
+    """A Keras callback that, at each epoch's end, records the epoch's scores and training
+    time (`clock`: step_clock) in the run's state and saves a resumable checkpoint."""
     import keras
 
     class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seconds = time.perf_counter() - self.start
-
         def on_epoch_end(self, epoch, logs=None):
             run.state["epochs"].append({"epoch": epoch + 1,
                                         **{k: finite_or_none(v) for k, v in logs.items()}})
-            run.state["train_seconds"].append(self.seconds)
+            run.state["train_seconds"].append(clock.seconds)
+            run.clock.add("training", clock.seconds)
+            run.epochs_trained += 1
             run.state["weight_updates"] = updates.rows
-            save_checkpoint(run.ckpt, self.model, run.live_dir, run.state, run.raw_stats)
+            with run.clock("checkpoints"):
+                save_checkpoint(run.ckpt, self.model, run.live_dir, run.state, run.raw_stats)
 
     return Checkpoint()
 
@@ -299,6 +353,8 @@ def fit_epochs(run, start, live, updates):
     """Trains the run's epochs after `start`, each scored, logged and checkpointed at its end."""
     import keras
     from dvclive.keras import DVCLiveCallback
+
+    from initstudy.progress import progress_callback
 
     train, experiment, manifest = run.train, run.experiment, run.manifest
     print(f"training {run.name} seed {run.seed}: {experiment.initializer} + "
@@ -312,16 +368,21 @@ def fit_epochs(run, start, live, updates):
     bn_ds = precise_bn_batches(manifest, train)
 
     def scores_at_epoch_end(epoch, logs):
-        scores, run.raw_stats = epoch_scores(run.model, validation_ds, inference_ds, bn_ds)
+        scores, run.raw_stats = epoch_scores(run.model, validation_ds, inference_ds, bn_ds,
+                                             run.clock, raw=epoch + 1 == train.epochs)
         logs.update(scores)
 
     # the epoch's scores, then DVCLive (which logs them), then Checkpoint (which holds
-    # this epoch's live/ files).
+    # this epoch's live/ files); Progress only where a person watches (progress.py).
+    progress = progress_callback(train.epochs, run.steps, train.batch_size)
+    clock = step_clock(run, updates)
+    run.clock.add("start-up", process_seconds())
     run.model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=run.steps,
                   verbose=2, shuffle=False,  # tf.data shuffles
-                  callbacks=[keras.callbacks.TerminateOnNaN(), updates,
+                  callbacks=[clock, keras.callbacks.TerminateOnNaN(), updates,
                              keras.callbacks.LambdaCallback(on_epoch_end=scores_at_epoch_end),
-                             DVCLiveCallback(live=live), checkpoint_callback(run, updates)])
+                             DVCLiveCallback(live=live), checkpoint_callback(run, updates, clock),
+                             *([progress] if progress else [])])
 
 
 def save_outputs(run, updates, live):
@@ -373,12 +434,31 @@ def write_history(run):
     return diverged
 
 
-def write_timings(run):
-    """The run's training time per epoch, in all, and in images per second (logs/ alone)."""
+def phases(run, logger_seconds):
+    """This process's seconds by phase, summing to its wall time: training steps (the first,
+    which traces, apart), the ||dW||/||W|| logger, scoring, precise BN, checkpoints, start-up
+    (Python, TensorFlow, building the model), outputs, and the rest (Keras, DVCLive)."""
+    seconds = dict(run.clock.seconds)
+    seconds["weight-update log"] = logger_seconds
+    if "training" in seconds:  # the epochs' clock runs through the first step
+        seconds["training"] -= seconds.get("first step", 0.0)
+    wall = process_seconds()
+    seconds["other"] = wall - sum(seconds.values())
+    return {"wall": wall, **seconds}
+
+
+def write_timings(run, logger_seconds):
+    """The run's training time per epoch, in all, in images per second, and this process's
+    seconds by phase (logs/ alone), and prints the phases as one line."""
     path, seconds = timings_path(run.name, run.seed), run.state["train_seconds"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    spent = phases(run, logger_seconds)
     write_json(path, {"epoch_seconds": seconds, "train_seconds": sum(seconds),
-                      "images_per_second": run.train_images * len(run.state["epochs"]) / sum(seconds)})
+                      "images_per_second": run.train_images * len(run.state["epochs"]) / sum(seconds),
+                      "images_trained": run.train_images * run.epochs_trained, "kernels": run.kernels,
+                      "phases": {k: round(v, 2) for k, v in spent.items()}})
+    print(f"{run.name} seed {run.seed}: {spent['wall']:.0f} s in this process: " + ", ".join(
+        f"{k} {v:.0f} s" for k, v in spent.items() if k != "wall"))
 
 
 def train_run(study, experiment, seed, manifest, out):
@@ -394,8 +474,9 @@ def train_run(study, experiment, seed, manifest, out):
         fit_epochs(run, start, live, updates)
     else:
         live.end()
-    save_outputs(run, updates, live)
-    keep_only_this_checkpoint(run)
-    diverged = write_history(run)
-    write_timings(run)
+    with run.clock("outputs"):
+        save_outputs(run, updates, live)
+        keep_only_this_checkpoint(run)
+        diverged = write_history(run)
+    write_timings(run, updates.seconds)
     return diverged

@@ -4,6 +4,7 @@ With BatchNorm after a conv the network ignores the kernel's scale, so what a st
 the relative change ||dW|| / ||W|| (about lr * ||grad|| / ||W||, and grad itself shrinks as
 1/||W||): a kernel initialized small moves fast. Recorded over a training's first steps."""
 import math
+import time
 
 import keras
 import numpy as np
@@ -20,20 +21,35 @@ def kind(layer):
 class WeightUpdates(keras.callbacks.Callback):
     """One row per step and layer with a kernel (conv, depthwise, dense) for the first `steps`
     optimizer steps: step, layer, kind, ||W|| before the step, ||dW|| / ||W||. With several
-    steps per execution a row spans them (Keras calls back once per execution)."""
+    steps per execution a row spans them (Keras calls back once per execution). `seconds`:
+    the time it took (the train stage logs it)."""
 
     def __init__(self, steps):
         super().__init__()
-        self.steps, self.rows = steps, []
-
-    def _kernels(self):
-        return [layer.kernel.numpy().astype(np.float64) for layer in self.layers]
+        self.steps, self.rows, self.seconds = steps, [], 0.0
 
     def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        start = time.perf_counter()
         self.layers = [layer for layer in self.model.layers
                        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                                              keras.layers.Dense))]
-        self.before = self._kernels() if self._step() < self.steps else None
+        kernels = [layer.kernel for layer in self.layers]
+
+        # One compiled call per step (eagerly, layer by layer through NumPy, the logger cost
+        # 5-8% of a two-epoch run beside others: docs/speed.md): the kernels now, in float64,
+        # and the norms of those before and of the change.
+        @tf.function
+        def measure(before):
+            now = [tf.cast(k, tf.float64) for k in kernels]
+            return now, [tf.norm(w) for w in before], [tf.norm(w1 - w0)
+                                                       for w0, w1 in zip(before, now)]
+
+        self.measure = measure
+        self.before = [tf.cast(k, tf.float64) for k in kernels] \
+            if self._step() < self.steps else None
+        self.seconds += time.perf_counter() - start
 
     def _step(self):
         return int(self.model.optimizer.iterations.numpy())
@@ -41,14 +57,17 @@ class WeightUpdates(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.before is None:
             return
-        step, after = self._step(), self._kernels()
-        for layer, w0, w1 in zip(self.layers, self.before, after):
-            norm = float(np.linalg.norm(w0))
-            ratio = float(np.linalg.norm(w1 - w0)) / norm if norm else math.nan
+        start = time.perf_counter()
+        step = self._step()
+        after, norms, changes = self.measure(self.before)
+        for layer, norm, change in zip(self.layers, norms, changes):
+            norm = float(norm)
+            ratio = float(change) / norm if norm else math.nan
             self.rows.append({"step": step, "layer": layer.name, "kind": kind(layer),
                               "weight_norm": norm,  # a diverging run's NaNs are left empty
                               "update_ratio": ratio if math.isfinite(ratio) else None})
         self.before = after if step < self.steps else None
+        self.seconds += time.perf_counter() - start
 
 
 def median_by_kind(rows):

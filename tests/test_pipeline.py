@@ -92,6 +92,15 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     assert sh("git status --porcelain", repo) == ""
     assert (repo / "logs" / "he_normal" / "seed0.json").read_text() != timings
     assert json.loads(timings)["images_per_second"] > 0
+    # every second of a run's process is in one phase, and the kernels it ran are named
+    logged = json.loads(timings)
+    assert isinstance(logged["kernels"]["onednn"], bool) and logged["kernels"]["isa"]
+    spent = logged["phases"]
+    assert sum(v for k, v in spent.items() if k != "wall") == pytest.approx(spent["wall"], abs=0.1)
+    assert min(spent["training"], spent["scoring"], spent["first step"]) > 0
+    # and each stage's start and end, for bench/overhead.py
+    stage_times = json.loads((repo / "logs" / "stages" / "train@he_normal.json").read_text())
+    assert stage_times["stage"] == "train@he_normal" and stage_times["end"] > stage_times["start"]
 
     # a typo in one experiment: the stage stops with one line and no committed result changes
     good = (repo / "params.yaml").read_text()
