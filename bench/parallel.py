@@ -12,14 +12,8 @@ import json
 import os
 import statistics
 
-from bench.portability import cpu_name, finish_variant, run_variant, start_variant
+from bench.portability import cpu_name, run_variant, side_by_side, start_variant
 from initstudy.paths import LOGS
-
-
-def side_by_side(prepared, runs, epochs, steps):
-    """`runs` trainings started together: each one's result dict."""
-    processes = [start_variant(prepared, {}, False, epochs, steps) for _ in range(runs)]
-    return [finish_variant(p) for p in processes]
 
 
 def study_speeds(pattern=os.path.join(LOGS, "*", "seed*.json")):
@@ -43,8 +37,8 @@ def main():
                "epochs": args.epochs, "steps_per_epoch": args.steps,
                "alone_images_per_second": alone, "side_by_side": {}}
     for runs in args.runs:
-        each = [r["images_per_second"] for r in side_by_side(args.prepared, runs, args.epochs,
-                                                             args.steps)]
+        each = [r["images_per_second"] for r in side_by_side(
+            [lambda: start_variant(args.prepared, {}, False, args.epochs, args.steps)] * runs)]
         results["side_by_side"][runs] = {"images_per_second_each": each, "total": sum(each),
                                          "total_over_alone": round(sum(each) / alone, 3)}
         print(f"{runs} side by side: {', '.join(f'{x:.0f}' for x in each)} images/s, "

@@ -87,6 +87,11 @@ def finish_variant(process):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def side_by_side(starts):
+    """Processes started together, one per function in `starts`: each one's result."""
+    return [finish_variant(p) for p in [start() for start in starts]]
+
+
 def run_variant(prepared, env, one_core, epochs, steps=None, size=32):
     """start_variant and its result dict."""
     return finish_variant(start_variant(prepared, env, one_core, epochs, steps, size))
@@ -136,14 +141,14 @@ def main():
 
 
 def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
+    """`<model>; <its avx, fma and amx flags>`, as the results record the machine."""
+    from initstudy.device import cpu_info
+
+    info = cpu_info()
+    if info is None:
         return "unknown"
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return f"{model}; {' '.join(sorted(f for f in flags if f.startswith(('avx', 'fma', 'amx'))))}"
+    model, flags = info
+    return f"{model or '?'}; {' '.join(sorted(f for f in flags if f.startswith(('avx', 'fma', 'amx'))))}"
 
 
 if __name__ == "__main__":

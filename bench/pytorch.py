@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 
-from bench.portability import cpu_name, finish_variant, run_variant, start_variant
+from bench.portability import (cpu_name, finish_variant, run_variant, side_by_side,
+                               start_variant)
 
 # torchvision's MobileNetV2 (Sandler et al. 2018): expansion t, channels c, repeats n, stride s
 SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -82,11 +83,6 @@ def start_torch(epochs, steps, threads):
     return subprocess.Popen([sys.executable, "-m", "bench.pytorch", "--one-torch", str(threads),
                              "--epochs", str(epochs), "--steps", str(steps)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def side_by_side(starts):
-    """Processes started together: each one's result."""
-    return [finish_variant(p) for p in [start() for start in starts]]
 
 
 def main():

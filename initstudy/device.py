@@ -145,23 +145,27 @@ def start_tensorflow():
 ISA_FLAGS = ("amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "avx")
 
 
+def cpu_info():
+    """(the CPU's model name or None, its feature flags) from /proc/cpuinfo; None where it
+    cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    model = next((line.split(":", 1)[1].strip() for line in lines
+                  if line.startswith("model name")), None)
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return model, set(flags)
+
+
 def kernels():
     """{"cpu": model name, "isa": the best of ISA_FLAGS it has, "onednn": whether TensorFlow
     runs oneDNN's kernels in this process}: what each run logs (docs/speed.md)."""
     from tensorflow.python.util import _pywrap_util_port
 
-    cpu, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and cpu == "unknown":
-                    cpu = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:  # not Linux: the CPU stays unknown
-        pass
-    return {"cpu": cpu, "isa": next((f for f in ISA_FLAGS if f in flags), "unknown"),
+    model, flags = cpu_info() or (None, set())
+    return {"cpu": model or "unknown", "isa": next((f for f in ISA_FLAGS if f in flags), "unknown"),
             "onednn": bool(_pywrap_util_port.IsMklEnabled())}
 
 

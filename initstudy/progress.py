@@ -12,12 +12,12 @@ PROGRESS = "INITSTUDY_PROGRESS"  # set by the train stage for its runs: "relay"
 MARK = "progress: "  # a run's progress line, which the stage turns into its status line
 
 
-def enabled(stream=None):
+def enabled():
     """"relay" when the run's stage relays its progress, "terminal" when the run itself
     writes to one, else None (no progress at all)."""
     if os.environ.get(PROGRESS) == "relay":
         return "relay"
-    return "terminal" if (stream or sys.stdout).isatty() else None
+    return "terminal" if sys.stdout.isatty() else None
 
 
 def progress_text(epoch, epochs, done, steps, batch_size, seconds):

@@ -39,14 +39,18 @@ def log_stage_times():
     """A pipeline stage's start (its process's) and end into logs/stages/, from which
     bench/overhead.py tells where the main job's time went. Commands and single runs
     (`python -m stages.train <experiment> <seed>`) log nothing here."""
-    import psutil
-
     module = getattr(sys.modules["__main__"], "__spec__", None)
     if module is None or not module.name.startswith("stages.") or len(sys.argv) > 2:
         return
     stage = "@".join([module.name.removeprefix("stages."), *sys.argv[1:2]])
-    path, start = stage_timings_path(stage), psutil.Process().create_time()
+    path, end, seconds = stage_timings_path(stage), time.time(), process_seconds()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    end = time.time()
-    write_json(path, {"stage": stage, "start": start, "end": end,
-                      "seconds": round(end - start, 2)})
+    write_json(path, {"stage": stage, "start": end - seconds, "end": end,
+                      "seconds": round(seconds, 2)})
+
+
+def process_seconds():
+    """Seconds since this process started (its Python start and imports included)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()

@@ -12,6 +12,7 @@ import time
 from initstudy.shards import PREPARED, fixed_batch, make_dataset
 from initstudy.files import read_json, save_model, write_json, write_tsv
 from initstudy.paths import BN_RAW, timings_path
+from initstudy.runner import process_seconds
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
 
@@ -80,13 +81,6 @@ class Stopwatch:
             yield
         finally:
             self.add(phase, time.perf_counter() - start)
-
-
-def process_seconds():
-    """Seconds since this process started (its Python start and imports included)."""
-    import psutil
-
-    return time.time() - psutil.Process().create_time()
 
 
 def epoch_scores(model, validation_ds, inference_ds, bn_ds, clock, raw=True):
