@@ -27,11 +27,13 @@ PARENT = "INITSTUDY_TRAIN_PARENT"
 # The entry point of one run, started once per seed: initstudy/seed_run.py
 SEED_RUN = "initstudy.seed_run"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# what DVC runs a stage's command with: $SHELL, else /bin/sh (dvc/stage/run.py)
+SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "fish"}
 
 
 def die_with_parent(parent=None, sig=signal.SIGKILL):
     """Makes this process receive `sig` when its parent ends, `kill -9` included: Linux's
-    parent-death signal, elsewhere a thread that checks every second. A parent that ended
+    parent-death signal, elsewhere a thread that checks every half second. A parent that ended
     before (`parent`, default the current one, no longer this process's parent) sends it at
     once. Returns the parent's pid."""
     parent = os.getppid() if parent is None else parent
@@ -41,16 +43,37 @@ def die_with_parent(parent=None, sig=signal.SIGKILL):
                       ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     except (AttributeError, OSError, TypeError):  # not Linux
-        threading.Thread(target=_watch_parent, args=(parent, sig), daemon=True).start()
+        import psutil
+
+        try:
+            die_with(psutil.Process(parent), sig)
+        except psutil.NoSuchProcess:  # ended already: below
+            pass
     if os.getppid() != parent:  # it ended before the signal was set
         os.kill(os.getpid(), sig)
     return parent
 
 
-def _watch_parent(parent, sig):
-    while os.getppid() == parent:
-        time.sleep(1)
-    os.kill(os.getpid(), sig)
+def die_with(process, sig):
+    """Makes this process receive `sig` when `process` (a psutil.Process, any ancestor)
+    ends: a thread that checks every half second."""
+    def watch():
+        while process.is_running():  # False also for a reused pid (its start time differs)
+            time.sleep(0.5)
+        os.kill(os.getpid(), sig)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def owner():
+    """The process that started this one: its parent, or, where that is a shell running
+    this process as its command (`sh -c`: dash does not exec its last command, bash does),
+    the process that started the shell."""
+    import psutil
+
+    process = psutil.Process().parent()
+    while process is not None and process.name() in SHELLS:
+        process = process.parent()
+    return process
 
 
 def parallel_runs(setting, runs):
@@ -65,12 +88,16 @@ def parallel_runs(setting, runs):
 def end_with_parent():
     """Called first by the train stage and by each run (`python -m` SEED_RUN): a run started
     by train_seeds ends (SIGKILL) with the stage process that started it; the stage process,
-    when DVC runs it (DVC sets DVC_STAGE), ends (SIGTERM: it stops its runs first) with dvc.
+    when DVC runs it (DVC sets DVC_STAGE), ends (SIGTERM: it stops its runs first) with dvc,
+    also through the shell DVC starts it with.
     Started by hand, the stage (or one run) is not tied to its shell: nohup works as before."""
     if os.environ.get(PARENT):
         die_with_parent(int(os.environ[PARENT]), signal.SIGKILL)
     elif os.environ.get("DVC_STAGE"):
         die_with_parent(sig=signal.SIGTERM)
+        dvc = owner()
+        if dvc is not None and dvc.pid != os.getppid():  # a shell between dvc and the stage
+            die_with(dvc, signal.SIGTERM)
 
 
 def stage_is_running():

@@ -31,9 +31,11 @@ def subprocess_env(**extra):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
                DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    # what a user's shell (and CI) has: output to a pipe or file is block-buffered unless
-    # the project itself asks otherwise
+    # what CI has: output to a pipe or file is block-buffered unless the project itself asks
+    # otherwise; no $SHELL, so DVC runs each stage's command under /bin/sh (dash on Debian,
+    # which stays between dvc and the stage instead of exec-ing it)
     env.pop("PYTHONUNBUFFERED", None)
+    env.pop("SHELL", None)
     env.update(extra)
     return env
 

@@ -2,6 +2,7 @@
 the stage's process, which ends with dvc (parent-death signals), and a run moves its outputs
 into models/ only at its end, while its stage still runs."""
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -96,6 +97,36 @@ def test_a_run_whose_stage_has_ended_stops_before_any_work(tmp_path):
     assert run.returncode == -signal.SIGKILL, run.stderr[-3000:]
     assert time.time() - start < BOUND
     assert os.listdir(tmp_path) == []
+
+
+STAGE = """
+import os, sys, time
+from initstudy.parallel import end_with_parent
+end_with_parent()
+with open(sys.argv[1], "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_a_stage_ends_with_dvc_through_the_shell_dvc_starts_it_with(tmp_path, shell):
+    # a stand-in for dvc: starts the stage as DVC does, `$SHELL -c <cmd>` (dash keeps the
+    # shell between them, bash execs the command), then is killed with -9
+    out = tmp_path / "stage.out"
+    command = f"{sys.executable} -c {shlex.quote(STAGE)} {out}"
+    dvc = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         "subprocess.Popen([sys.argv[1], '-c', sys.argv[2]]); time.sleep(120)", shell, command],
+        env=subprocess_env(DVC_STAGE="train", PYTHONPATH=ROOT))
+    try:
+        wait_for(lambda: out.exists() and out.read_text(), BOUND, "the stage started")
+        pid = int(out.read_text())
+        assert alive([pid])
+    finally:
+        dvc.kill()
+        dvc.wait()
+    wait_for(lambda: not alive([pid]), BOUND, f"stage {pid} ended")
 
 
 @pytest.mark.slow
