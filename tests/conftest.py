@@ -173,6 +173,21 @@ def make_folder(root, layout, size=(8, 8), mode="RGB"):
     return str(root)
 
 
+# The longest tests (each a whole `dvc repro` and more), started first: over CI's two workers
+# (`pytest -n 2`) the rest fill in around them, instead of one of them starting last.
+FIRST = ("test_pipeline.py", "test_scaleout.py", "test_leftovers.py", "test_remote.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests of FIRST's files in its order, then the other slow tests, then the fast
+    ones (otherwise in file order)."""
+    def order(item):
+        slow = item.get_closest_marker("slow") is not None
+        name = item.path.name
+        return (FIRST.index(name) if slow and name in FIRST else len(FIRST), not slow)
+    items.sort(key=order)
+
+
 @pytest.fixture
 def mini_archive():
     return MINI_ARCHIVE
