@@ -15,6 +15,8 @@ def run_dir(experiment, seed):
 # beside a run's model.keras (which carries the precise-BN statistics its scores used): the
 # BN statistics as training left them, for the raw scores
 BN_RAW = "bn_raw.npz"
+# a run's test scores and per-image predictions, written by the run (training.score_test)
+TEST_SCORES = "test.json"
 
 
 # Wall-clock timings never repeat, so they stay out of every DVC output (dvc.lock records

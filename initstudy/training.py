@@ -11,7 +11,7 @@ import time
 
 from initstudy.shards import PREPARED, fixed_batch, make_dataset
 from initstudy.files import read_json, save_model, write_json, write_tsv
-from initstudy.paths import BN_RAW, timings_path
+from initstudy.paths import BN_RAW, TEST_SCORES, timings_path
 from initstudy.runner import process_seconds
 
 CHECKPOINTS = ".checkpoints"  # outside DVC's outputs, so the train stage keeps its run-cache
@@ -455,10 +455,28 @@ def write_timings(run, logger_seconds):
         f"{k} {v:.0f} s" for k, v in spent.items() if k != "wall"))
 
 
+def score_test(run):
+    """test.json: the trained model on the test split, with the BN statistics it was saved
+    with (precise BN's) and with those training left (`_raw`), and its per-image predictions.
+    Scored here, where the model already is, so the evaluate stage need not load it again."""
+    from initstudy import batchnorm
+    from initstudy.evaluation import score
+
+    test_ds = make_dataset(PREPARED, run.manifest, "test", run.train.batch_size)
+    labels, predicted, accuracy, loss = score(run.model, test_ds)
+    batchnorm.set_statistics(run.model, run.raw_stats)  # after the model was saved
+    _, _, accuracy_raw, loss_raw = score(run.model, test_ds)
+    write_json(os.path.join(run.out, TEST_SCORES), {
+        "test_accuracy": accuracy, "test_loss": finite_or_none(loss),
+        "test_accuracy_raw": accuracy_raw, "test_loss_raw": finite_or_none(loss_raw),
+        "classes": run.manifest["classes"], "labels": labels.tolist(),
+        "predicted": predicted.tolist()})
+
+
 def train_run(study, experiment, seed, manifest, out):
-    """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/),
-    resuming from its checkpoint when an earlier attempt with the same inputs was interrupted.
-    Returns the epoch in which the loss stopped being finite, or None."""
+    """Trains one run of a config.Experiment into `out` (model.keras, history.json, live/,
+    test.json), resuming from its checkpoint when an earlier attempt with the same inputs was
+    interrupted. Returns the epoch in which the loss stopped being finite, or None."""
     run = start_run(study, experiment, seed, manifest, out)
     if not resume_from_checkpoint(run):
         build_and_compile(run)
@@ -472,5 +490,8 @@ def train_run(study, experiment, seed, manifest, out):
         save_outputs(run, updates, live)
         keep_only_this_checkpoint(run)
         diverged = write_history(run)
+    if not diverged:  # a diverged model's NaN logits would score as garbage
+        with run.clock("test scoring"):
+            score_test(run)
     write_timings(run, updates.seconds)
     return diverged

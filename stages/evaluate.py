@@ -1,19 +1,20 @@
 """evaluate: every seed of one experiment on the test split -> metrics/<experiment>.json
-(mean, std and 95% interval across seeds), per-run scores and per-image predictions.
+(mean, std and 95% interval across seeds), per-run scores and per-image predictions. Each run
+scored the test split itself, where its model already was (models/<experiment>/seed<k>/
+test.json): this stage gathers, checks and summarizes, without TensorFlow.
 
 Usage: python -m stages.evaluate <experiment>
 """
 import csv
-import math
 import os
 import sys
 
 from initstudy.config import load_study
-from initstudy.shards import PREPARED, load_manifest, make_dataset
 from initstudy.runner import run_stage
-from initstudy.evaluation import experiment_metrics, run_record, score
+from initstudy.evaluation import experiment_metrics, run_record
+from initstudy.errors import StudyError
 from initstudy.files import all_or_nothing, atomic, read_json, writable, write_json
-from initstudy.paths import BN_RAW, METRICS, eval_dir, metrics_path, run_dir
+from initstudy.paths import METRICS, TEST_SCORES, eval_dir, metrics_path, run_dir
 
 
 def write_predictions(path, classes, labels, predicted):
@@ -24,35 +25,32 @@ def write_predictions(path, classes, labels, predicted):
         writer.writerows((classes[a], classes[p]) for a, p in zip(labels, predicted))
 
 
+def test_scores(folder):
+    """A run's test.json (training.score_test)."""
+    path = os.path.join(folder, TEST_SCORES)
+    if not os.path.exists(path):
+        raise StudyError(f"{path} is missing (a run trained before runs scored the test split "
+                         "themselves?): run `dvc repro --force train@<experiment>`")
+    return read_json(path)
+
+
 def main():
     study = load_study()
     name = study.experiment(sys.argv[1]).name
-    manifest = load_manifest(PREPARED)
     out = eval_dir(name)
     writable(METRICS, os.path.join(out, "predictions"))
 
-    import keras
-
-    from initstudy import batchnorm
-    from initstudy.model import ResidualScale  # a layer of ours, for load_model
-
-    test_ds = make_dataset(PREPARED, manifest, "test", study.train.batch_size)
     runs, predictions = [], {}
     for seed in study.train.seeds:
         folder = run_dir(name, seed)
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
-        if not run["diverged"]:  # a diverged model's NaN logits would score as garbage
-            model = keras.models.load_model(os.path.join(folder, "model.keras"),
-                                            custom_objects={"ResidualScale": ResidualScale})
-            # the model carries the statistics its training scored with (precise BN);
-            # the raw ones are those training left, kept beside it
-            labels, predicted, accuracy, loss = score(model, test_ds)
-            batchnorm.set_statistics(model, batchnorm.load_statistics(
-                os.path.join(folder, BN_RAW)))
-            _, _, run["test_accuracy_raw"], run["test_loss_raw"] = score(model, test_ds)
-            if math.isfinite(loss):
-                run["test_accuracy"], run["test_loss"] = accuracy, loss
-                predictions[seed] = (labels, predicted)
+        if not run["diverged"]:  # a diverged run has no test scores
+            scores = test_scores(folder)
+            run["test_accuracy_raw"] = scores["test_accuracy_raw"]
+            run["test_loss_raw"] = scores["test_loss_raw"]
+            if scores["test_loss"] is not None:
+                run["test_accuracy"], run["test_loss"] = scores["test_accuracy"], scores["test_loss"]
+                predictions[seed] = scores
             else:  # finite training, non-finite test loss: recorded as diverged, not scored
                 run["diverged"], run["diverged_epoch"] = True, run["epochs"]
         runs.append(run)
@@ -62,12 +60,12 @@ def main():
         print(f"{name} seed {seed}: {state}")
     # every seed's predictions, the runs and the metrics: all or none
     with all_or_nothing() as staged:
-        for seed, (labels, predicted) in predictions.items():
+        for seed, scores in predictions.items():
             write_predictions(staged(os.path.join(out, "predictions", f"seed{seed}.csv")),
-                              manifest["classes"], labels, predicted)
+                              scores["classes"], scores["labels"], scores["predicted"])
         write_json(staged(os.path.join(out, "runs.json")), runs)
         write_json(staged(metrics_path(name)), experiment_metrics(runs))
 
 
 if __name__ == "__main__":
-    run_stage(main, gpu=True)
+    run_stage(main, tensorflow=False)

@@ -202,10 +202,51 @@ def test_a_failing_seed_stops_the_stage_with_its_one_line(prepared_project, tmp_
 
 
 @pytest.mark.slow
+def test_a_runs_test_scores_are_those_of_its_saved_model_and_raw_statistics(prepared_project,
+                                                                            tmp_path):
+    """A run scores the test split with the model it holds; the evaluate stage gathers those
+    scores. They are what its saved model (precise BN's statistics) and its saved raw BN
+    statistics score in a fresh process, prediction for prediction."""
+    import keras
+
+    from initstudy import batchnorm
+    from initstudy.evaluation import score
+    from initstudy.model import ResidualScale
+    from initstudy.shards import load_manifest, make_dataset
+
+    folder = prepared_project(tmp_path / "p", epochs=1)
+    stage(folder, "stages.train", "he_normal")
+    run = folder / "models" / "he_normal" / "seed0"
+    scored = json.loads((run / "test.json").read_text())
+    data = str(folder / "data" / "prepared")
+    manifest = load_manifest(data)
+    test_ds = make_dataset(data, manifest, "test", 20)
+    model = keras.models.load_model(run / "model.keras",
+                                    custom_objects={"ResidualScale": ResidualScale})
+    labels, predicted, accuracy, loss = score(model, test_ds)
+    assert scored["labels"] == labels.tolist() and scored["predicted"] == predicted.tolist()
+    assert scored["classes"] == manifest["classes"]
+    assert (scored["test_accuracy"], scored["test_loss"]) == pytest.approx((accuracy, loss),
+                                                                           rel=1e-6)
+    batchnorm.set_statistics(model, batchnorm.load_statistics(run / "bn_raw.npz"))
+    _, _, accuracy_raw, loss_raw = score(model, test_ds)
+    assert (scored["test_accuracy_raw"], scored["test_loss_raw"]) == pytest.approx(
+        (accuracy_raw, loss_raw), rel=1e-6)
+    assert loss_raw != loss  # the two statistics differ: the check above could fail
+
+    evaluated = stage(folder, "stages.evaluate", "he_normal")
+    assert f"he_normal seed 0: test accuracy {accuracy:.4f}" in evaluated.stdout
+    runs = json.loads((folder / "eval" / "he_normal" / "runs.json").read_text())
+    assert runs[0]["test_accuracy"] == scored["test_accuracy"]
+    predictions = (folder / "eval" / "he_normal" / "predictions" / "seed0.csv").read_text()
+    assert predictions.count("\n") == len(labels) + 1
+
+
+@pytest.mark.slow
 def test_a_bn_free_skipinit_run_trains_and_the_evaluate_stage_scores_it(prepared_project,
                                                                         tmp_path):
-    """The trained grid's settings end to end: the evaluate stage loads a model with the
-    study's own ResidualScale layer (a fresh process, where only its import registers it)."""
+    """The trained grid's settings end to end: a model with the study's own ResidualScale
+    layer and no BN trains, scores the test split and is evaluated."""
     folder = prepared_project(tmp_path / "p", epochs=1)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["model"].update(batch_norm=False, residual_scale="skipinit",
