@@ -3,6 +3,7 @@ archive, small projects and studies built from the repository's own code, one pr
 set per test run, image folders, and the one way tests run a stage, a tool or a command
 (subprocess_env). Tests that train, run `dvc repro` / `dvc exp` / the queue, or take more than
 a few seconds are marked `slow`: `pytest -m "not slow"` is the fast subset."""
+import copy
 import io
 import os
 import shutil
@@ -85,73 +86,74 @@ def listing(folder):
                   for d, _, files in os.walk(folder) for f in files if "__pycache__" not in d)
 
 
-def project(folder, archive=MINI_ARCHIVE, **train):
-    """The stages, tools and package in `folder`, with small params on the mini archive:
-    20 images per class (4 validate), 32px, 3 epochs of batch 20, seed 0. Returns the params."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in CODE:
-        shutil.copytree(os.path.join(ROOT, name), folder / name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
-    params["prepare"].update(source="folder", folder=archive, max_per_class=20, shards=2,
-                             validation_per_class=4)
-    params["model"]["image_size"] = 32
-    params["train"].update({"epochs": 3, "batch_size": 20, "seeds": [0], "inference_images": 40,
-                            "precise_bn_batches": 2, **train})
-    params["grid"].update(image_size=32, images=8, init_seeds=[0])
-    write_params(folder, params)
-    return params
-
-
-# What small_study leaves out of the checkout: tests, results, write-ups, benchmarks, archives.
+# What a pipeline study leaves out of the checkout: tests, results, write-ups, benchmarks,
+# archives.
 NOT_STUDY = ("tests/", "metrics/", "report/", "grid/", "docs/", "findings/", "bench/")
-
-
-def small_study(repo, archive=MINI_ARCHIVE, experiments=None, **sections):
-    """The checkout's pipeline (its dvc.yaml, stages, package, DVC config; every file git
-    tracks or would add that is still there, but no tests, results, write-ups, benchmarks,
-    dvc.lock or data archives) in `repo`, with params sized for a test: 30 images per class of
-    `archive` (6 for validation, 2 shards), 32px, 1 epoch of batch 32, one seed, a 2x2 grid.
-    `experiments` replaces the study's; each of `sections` ({key: value}) updates that params
-    section last. Returns the params."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (f.startswith(NOT_STUDY) or f == "dvc.lock" or f.endswith(".tar.gz")
-                or not os.path.isfile(os.path.join(ROOT, f))):  # deleted, still tracked
-            continue
-        (repo / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(os.path.join(ROOT, f), repo / f)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"].update(source="folder", folder=archive, max_per_class=30, shards=2,
-                             validation_per_class=6)
-    params["model"]["image_size"] = 32
-    params["train"].update(epochs=1, batch_size=32, seeds=[0], inference_images=60)
-    params["diagnostics"]["images"] = 16
-    params["grid"].update(image_size=32, images=16, init_seeds=[0, 1],
-                          activations=["relu", "selu"], initializers=["he_normal", "lecun_normal"],
-                          batch_norm=[False], depthwise_fan=["per_channel"])
-    if experiments:
-        params["experiments"] = dict(experiments)
-    for section, values in sections.items():
-        params[section].update(values)
-    write_params(repo, params)
-    return params
-
 
 TWO = {"he_normal": {"initializer": "he_normal", "activation": "relu6"},
        "glorot_normal": {"initializer": "glorot_normal", "activation": "relu6"}}
 
+# Each size of study a test builds: the params sections it updates (on the repository's
+# params.yaml, the mini archive as a folder source, 32px images), and its experiments.
+SIZES = {
+    # stages run by hand (`python -m stages.<stage>`): 20 images per class (4 validate),
+    # 3 epochs of batch 20, precise BN over 2 batches
+    "stages": dict(prepare=dict(max_per_class=20, shards=2, validation_per_class=4),
+                   train=dict(epochs=3, batch_size=20, seeds=[0], inference_images=40,
+                              precise_bn_batches=2),
+                   grid=dict(image_size=32, images=8, init_seeds=[0])),
+    # `dvc repro`: 30 images per class (6 validate), 1 epoch of batch 32, a 2x2 grid
+    "small": dict(prepare=dict(max_per_class=30, shards=2, validation_per_class=6),
+                  train=dict(epochs=1, batch_size=32, seeds=[0], inference_images=60),
+                  diagnostics=dict(images=16),
+                  grid=dict(image_size=32, images=16, init_seeds=[0, 1],
+                            activations=["relu", "selu"],
+                            initializers=["he_normal", "lecun_normal"], batch_norm=[False],
+                            depthwise_fan=["per_channel"])),
+    # `dvc repro`, smaller still: 10 images per class (2 validate) in one shard, batch 16,
+    # 2 weight-update steps logged, a 1-cell grid, two experiments
+    "tiny": dict(prepare=dict(max_per_class=10, shards=1, validation_per_class=2),
+                 train=dict(epochs=1, batch_size=16, seeds=[0], inference_images=20,
+                            weight_update_steps=2),
+                 diagnostics=dict(images=8),
+                 grid=dict(image_size=32, images=8, init_seeds=[0], activations=["relu"],
+                           initializers=["he_normal"], batch_norm=[False],
+                           depthwise_fan=["per_channel"]),
+                 experiments=TWO),
+}
 
-def tiny_study(repo, archive=MINI_ARCHIVE, experiments=TWO):
-    """small_study, smaller still: 10 images per class (2 for validation) in one shard, batch 16,
-    2 weight-update steps logged, a 1-cell grid, and two experiments. Returns the params."""
-    return small_study(repo, archive, experiments,
-                       prepare=dict(max_per_class=10, shards=1, validation_per_class=2),
-                       train=dict(batch_size=16, inference_images=20, weight_update_steps=2),
-                       diagnostics=dict(images=8),
-                       grid=dict(images=8, init_seeds=[0], activations=["relu"],
-                                 initializers=["he_normal"]))
+
+def build_study(folder, size, archive=MINI_ARCHIVE, experiments=None, **sections):
+    """A study of `size` (SIZES) on `archive` in `folder`, built from the repository's own
+    code. "stages": the code alone (CODE), for stages run by hand; "small" and "tiny": the
+    checkout's pipeline (every file git tracks or would add that is still there, but no tests,
+    results, write-ups, benchmarks, dvc.lock or data archives), for dvc. `experiments` replaces
+    the study's; each of `sections` ({key: value}) updates that params section last. Returns
+    the params."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if size == "stages":
+        for name in CODE:
+            shutil.copytree(os.path.join(ROOT, name), folder / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        for f in files:
+            if (f.startswith(NOT_STUDY) or f == "dvc.lock" or f.endswith(".tar.gz")
+                    or not os.path.isfile(os.path.join(ROOT, f))):  # deleted, still tracked
+                continue
+            (folder / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(os.path.join(ROOT, f), folder / f)
+    params = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))
+    params["prepare"].update(source="folder", folder=archive)
+    params["model"]["image_size"] = 32
+    shape = copy.deepcopy(SIZES[size])  # tests change the params they get back
+    default = shape.pop("experiments", params["experiments"])
+    params["experiments"] = dict(experiments or default)
+    for section, values in [*shape.items(), *sections.items()]:
+        params[section].update(values)
+    write_params(folder, params)
+    return params
 
 
 def png(seed, size=(8, 8), mode="RGB"):
@@ -195,18 +197,19 @@ def mini_archive():
 
 @pytest.fixture(scope="session")
 def prepared_mini(tmp_path_factory):
-    """The mini archive prepared once per test run (project()'s params)."""
+    """The mini archive prepared once per test run (a "stages" study's params)."""
     folder = tmp_path_factory.mktemp("prepared-mini")
-    project(folder)
+    build_study(folder, "stages")
     stage(folder, "stages.prepare")
     return folder / "data" / "prepared"
 
 
 @pytest.fixture
 def prepared_project(prepared_mini):
-    """A factory: project(folder, **train) with the session's prepared mini set copied in."""
+    """A factory: a "stages" study in `folder` (`train` updating its train section) with the
+    session's prepared mini set copied in."""
     def make(folder, **train):
-        project(folder, **train)
+        build_study(folder, "stages", train=train)
         shutil.copytree(prepared_mini, folder / "data" / "prepared")
         return folder
     return make

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT, listing, make_folder, png, project, sh, stage, write_params
+from conftest import ROOT, listing, make_folder, png, sh, stage, build_study, write_params
 from initstudy import files, shards, sources
 from initstudy.errors import StudyError
 
@@ -320,7 +320,7 @@ def prepared_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("prepared")
     study = root / "study"
     study.mkdir()
-    params = project(study, make_archive(root / "good.tar.gz"))
+    params = build_study(study, "stages", make_archive(root / "good.tar.gz"))
     params["prepare"].update(max_per_class=None, shards=1, validation_per_class=2)
     write_params(study, params)
     stage(study, "stages.prepare")
@@ -374,7 +374,7 @@ def test_a_changed_archive_at_the_same_path_reruns_prepare(tmp_path):
     study = tmp_path / "study"
     study.mkdir()
     archive = make_archive(tmp_path / "images.tar.gz")
-    params = project(study, archive)
+    params = build_study(study, "stages", archive)
     params["prepare"].update(max_per_class=None, shards=1, validation_per_class=2)
     write_params(study, params)
     stages = yaml.safe_load(open(os.path.join(ROOT, "dvc.yaml")))["stages"]

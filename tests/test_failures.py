@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, listing, make_folder, project, stage, subprocess_env, write_params
+from conftest import (ROOT, build_study, listing, make_folder, stage, subprocess_env,
+                      write_params)
 
 
 def test_corrupted_shard_is_refused_by_name(prepared):
@@ -121,7 +122,7 @@ def test_bad_data_stops_prepare_with_one_line_and_writes_nothing(tmp_path, mini_
                                                                   expected):
     study = tmp_path / "study"
     study.mkdir()
-    params = project(study, mini_archive)
+    params = build_study(study, "stages", mini_archive)
     data = tmp_path / "images"
     if case == "empty folder":
         data.mkdir()
@@ -186,7 +187,7 @@ def test_report_names_the_stage_to_rerun_for_a_missing_input_and_keeps_its_resul
 def test_truncated_archive_is_refused_in_one_line(tmp_path, mini_archive):
     study = tmp_path / "study"
     study.mkdir()
-    params = project(study, mini_archive)
+    params = build_study(study, "stages", mini_archive)
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(open(mini_archive, "rb").read()[:300_000])
     params["prepare"]["folder"] = str(truncated)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (ROOT, commit, listing, sh, stage, subprocess_env, tiny_study,
+from conftest import (ROOT, build_study, commit, listing, sh, stage, subprocess_env,
                       write_params)
 from initstudy.parallel import PARENT, SEED_RUN, stage_is_running
 
@@ -160,8 +160,8 @@ def test_a_stopped_train_stage_stops_its_runs(prepared_project, tmp_path, signum
 def test_killing_dvc_ends_the_trainings_and_the_next_repro_is_consistent(tmp_path,
                                                                           mini_archive):
     repo = tmp_path / "study"
-    params = tiny_study(repo, mini_archive,
-                        {"he_normal": {"initializer": "he_normal", "activation": "relu6"}})
+    params = build_study(repo, "tiny", mini_archive,
+                         {"he_normal": {"initializer": "he_normal", "activation": "relu6"}})
     params["train"]["seeds"] = [0, 1]
     write_params(repo, params)
     sh("git init -q", repo)

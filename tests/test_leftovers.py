@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import ROOT, commit, ran_stages, sh, shell, tiny_study
+from conftest import ROOT, build_study, commit, ran_stages, sh, shell
 from initstudy.config import parse_study
 from initstudy.errors import StudyError
 from initstudy.paths import experiment_results, remove_stale_results, stale_results
@@ -73,7 +73,7 @@ def test_what_dvc_overrides_do_to_experiments(tmp_path):
 @pytest.mark.slow
 def test_removed_experiment_leaves_no_results(tmp_path, mini_archive):
     repo = tmp_path / "study"
-    tiny_study(repo, mini_archive)
+    build_study(repo, "tiny", mini_archive)
     sh("git init -q", repo)
     commit(repo, "study")
     sh("dvc repro", repo)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import ROOT, commit, listing, sh, shell, stage, tiny_study
+from conftest import ROOT, build_study, commit, listing, sh, shell, stage
 from initstudy.config import load_study
 from initstudy.errors import StudyError
 from tools.dvc import changed_params, require_params_at_head
@@ -199,7 +199,7 @@ def test_a_plan_that_would_empty_a_mapping_with_braces_is_refused(tmp_path):
 
 
 def dvc_repo(repo):
-    tiny_study(repo)
+    build_study(repo, "tiny")
     sh("git init -q", repo)
     commit(repo, "study")
     return repo

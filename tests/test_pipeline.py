@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import ROOT, commit, ran_stages, sh, shell, small_study
+from conftest import ROOT, build_study, commit, ran_stages, sh, shell
 
 
 def project_imports(module):
@@ -60,7 +60,7 @@ def test_repro_then_one_changed_experiment(tmp_path, mini_archive):
     # three of the study's experiments: the one changed below, the one made to diverge and one
     # left alone (a fourth would only add its stages)
     study = yaml.safe_load(open(os.path.join(ROOT, "params.yaml")))["experiments"]
-    params = small_study(repo, mini_archive,
+    params = build_study(repo, "small", mini_archive,
                          {k: study[k] for k in ("random_normal", "glorot_normal", "he_normal")})
     sh("git init -q", repo)
     commit(repo, "study")

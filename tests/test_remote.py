@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from conftest import commit, sh, tiny_study, write_params
+from conftest import build_study, commit, sh, write_params
 
 ONE = {"he_normal": {"initializer": "he_normal", "activation": "relu6"}}
 
@@ -47,7 +47,7 @@ def assert_restored(repo, out):
 @pytest.mark.slow
 def test_a_clone_pulls_an_older_commits_models_and_data(tmp_path, mini_archive):
     repo, remote, clone = tmp_path / "study", tmp_path / "remote", tmp_path / "clone"
-    params = tiny_study(repo, mini_archive, ONE)
+    params = build_study(repo, "tiny", mini_archive, ONE)
     remote.mkdir()
     sh("git init -q", repo)
     sh(f"dvc remote add -d shared {remote}", repo)

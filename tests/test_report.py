@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, project, write_params
+from conftest import ROOT, build_study, write_params
 from initstudy.files import write_json
 from initstudy.stats import pairwise, seed_analysis
 from initstudy.verdicts import grid_verdicts, panels
@@ -315,7 +315,7 @@ def synthetic_results(folder, conv_ratio=0.0, shift=0.0):
     from initstudy.evaluation import experiment_metrics
     from initstudy.files import write_tsv
 
-    params = project(folder, seeds=[0, 1], inference_images=164)
+    params = build_study(folder, "stages", train=dict(seeds=[0, 1], inference_images=164))
     params["model"].update(batch_norm=False, residual_scale="skipinit")
     params["experiments"] = {k: params["experiments"][k] for k in ("he_normal", "glorot_normal")}
     write_params(folder, params)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import commit, sh, small_study
+from conftest import build_study, commit, sh
 
 HE = {"he_normal": {"initializer": "he_normal", "activation": "relu6"}}
 
@@ -15,7 +15,7 @@ def test_two_workers_push_and_a_collector_pulls_compares_and_restores(tmp_path, 
     origin, storage = tmp_path / "origin.git", tmp_path / "dvc-storage"
     sh(f"git init -q --bare -b main {origin}", tmp_path)
     base = tmp_path / "base"
-    small_study(base, mini_archive, experiments=HE)
+    build_study(base, "small", mini_archive, experiments=HE)
     sh(f"git init -q -b main && dvc remote add -d shared {storage} && git remote add origin {origin}",
        base)
     commit(base, "study")
