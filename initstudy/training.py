@@ -369,14 +369,30 @@ def fit_epochs(run, start, live, updates):
     # the epoch's scores, then DVCLive (which logs them), then Checkpoint (which holds
     # this epoch's live/ files); Progress only where a person watches (progress.py).
     progress = progress_callback(train.epochs, run.steps, train.batch_size)
+    class TimedDVCLive(DVCLiveCallback):
+        def on_epoch_end(self, epoch, logs=None):
+            with run.clock("DVCLive"):
+                super().on_epoch_end(epoch, logs)
+
+        def on_train_end(self, logs=None):
+            with run.clock("DVCLive"):
+                super().on_train_end(logs)
+
     clock = step_clock(run, updates)
     run.clock.add("start-up", process_seconds())
+    measured, logged, fit_start = sum(run.clock.seconds.values()), updates.seconds, \
+        time.perf_counter()
     run.model.fit(train_ds, epochs=train.epochs, initial_epoch=start, steps_per_epoch=run.steps,
                   verbose=2, shuffle=False,  # tf.data shuffles
                   callbacks=[clock, keras.callbacks.TerminateOnNaN(), updates,
                              keras.callbacks.LambdaCallback(on_epoch_end=scores_at_epoch_end),
-                             DVCLiveCallback(live=live), checkpoint_callback(run, updates, clock),
+                             TimedDVCLive(live=live), checkpoint_callback(run, updates, clock),
                              *([progress] if progress else [])])
+    # the rest of fit's time: Keras' own work between and after the epochs (the first step
+    # is within `training` too)
+    inside = (sum(run.clock.seconds.values()) - measured - run.clock.seconds.get("first step", 0)
+              + updates.seconds - logged)
+    run.clock.add("Keras", time.perf_counter() - fit_start - inside)
 
 
 def save_outputs(run, updates, live):
@@ -430,8 +446,9 @@ def write_history(run):
 
 def phases(run, logger_seconds):
     """This process's seconds by phase, summing to its wall time: training steps (the first,
-    which traces, apart), the ||dW||/||W|| logger, scoring, precise BN, checkpoints, start-up
-    (Python, TensorFlow, building the model), outputs, and the rest (Keras, DVCLive)."""
+    which traces, apart), the ||dW||/||W|| logger, scoring, precise BN, checkpoints, DVCLive,
+    Keras' own work in fit, start-up (Python, TensorFlow, building the model), outputs, test
+    scoring, and the rest."""
     seconds = dict(run.clock.seconds)
     seconds["weight-update log"] = logger_seconds
     if "training" in seconds:  # the epochs' clock runs through the first step
