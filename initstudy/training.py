@@ -313,6 +313,9 @@ def step_clock(run, updates):
     import keras
 
     class StepClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.fit_started = time.perf_counter()  # Keras' own work in fit before this
+
         def on_epoch_begin(self, epoch, logs=None):
             self.start, self.logged = time.perf_counter(), updates.seconds
 
@@ -388,11 +391,13 @@ def fit_epochs(run, start, live, updates):
                              keras.callbacks.LambdaCallback(on_epoch_end=scores_at_epoch_end),
                              TimedDVCLive(live=live), checkpoint_callback(run, updates, clock),
                              *([progress] if progress else [])])
-    # the rest of fit's time: Keras' own work between and after the epochs (the first step
-    # is within `training` too)
+    # the rest of fit's time: Keras' own work before, between and after the epochs (the first
+    # step is within `training` too); its part before training begins apart
     inside = (sum(run.clock.seconds.values()) - measured - run.clock.seconds.get("first step", 0)
               + updates.seconds - logged)
-    run.clock.add("Keras", time.perf_counter() - fit_start - inside)
+    before = clock.fit_started - fit_start
+    run.clock.add("Keras, before training", before)
+    run.clock.add("Keras", time.perf_counter() - fit_start - inside - before)
 
 
 def save_outputs(run, updates, live):
