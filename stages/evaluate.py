@@ -25,12 +25,12 @@ def write_predictions(path, classes, labels, predicted):
         writer.writerows((classes[a], classes[p]) for a, p in zip(labels, predicted))
 
 
-def test_scores(folder):
+def test_scores(folder, experiment):
     """A run's test.json (training.score_test)."""
     path = os.path.join(folder, TEST_SCORES)
     if not os.path.exists(path):
         raise StudyError(f"{path} is missing (a run trained before runs scored the test split "
-                         "themselves?): run `dvc repro --force train@<experiment>`")
+                         f"themselves?): run `dvc repro --force train@{experiment}`")
     return read_json(path)
 
 
@@ -45,7 +45,7 @@ def main():
         folder = run_dir(name, seed)
         run = run_record(seed, read_json(os.path.join(folder, "history.json")))
         if not run["diverged"]:  # a diverged run has no test scores
-            scores = test_scores(folder)
+            scores = test_scores(folder, name)
             run["test_accuracy_raw"] = scores["test_accuracy_raw"]
             run["test_loss_raw"] = scores["test_loss_raw"]
             if scores["test_loss"] is not None:

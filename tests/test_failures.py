@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from initstudy.errors import StudyError
 from conftest import (ROOT, build_study, listing, make_folder, stage, subprocess_env,
                       write_params)
 
@@ -235,3 +236,11 @@ def test_queue_start_checks_its_preconditions_in_one_line(tmp_path, args, path, 
                 **({"PATH": path} if path else {}))
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and run.stderr.startswith(expected)
+
+
+def test_a_run_without_test_scores_names_the_train_stage_to_rerun(tmp_path):
+    from stages import evaluate
+
+    with pytest.raises(StudyError, match=r"test\.json is missing .*`dvc repro --force "
+                                         r"train@he_normal`$"):
+        evaluate.test_scores(str(tmp_path), "he_normal")
