@@ -104,6 +104,10 @@ def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):
         r["initializer"] = r["experiment"].split("-")[0]
     text = runs.factorial_markdown(rows, ["relu6", "selu"])
     assert "| interaction | F(2, " in text
+    # every cell's mean with its interval, one row per initializer, one column per activation
+    cell = [ln for ln in text.splitlines() if ln.startswith("| lecun_normal |")][0].split(" | ")
+    relu6, selu = (float(c.split(" [")[0]) for c in cell[1:3])
+    assert selu - relu6 == pytest.approx(0.04, abs=0.015) and cell[2].count("[") == 1
     assert "LeCun or SELU? At SELU, LeCun is not told apart from the best other initializer" in text
     gap = float(text.split("LeCun with SELU against LeCun with ReLU6: ")[1].split(";")[0])
     assert gap == pytest.approx(0.04, abs=0.015)

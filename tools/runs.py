@@ -167,7 +167,7 @@ def factorial_markdown(rows, names):
     """Initializer x activation with seeds as blocks: the cell means, the interaction test,
     Tukey within each activation, and "LeCun or SELU?" answered by the numbers."""
     from initstudy.formatting import interval
-    from initstudy.stats import factorial_analysis
+    from initstudy.stats import factorial_analysis, summarize
 
     runs = [{"initializer": r["initializer"], "activation": r["activation"], "seed": r["seed"],
              "value": r["test_accuracy"]} for r in rows
@@ -178,12 +178,29 @@ def factorial_markdown(rows, names):
                          "a factorial compares cells trained alike")
     result = factorial_analysis(runs)
     first, t = rows[0], result["terms"]
+    activations = list(result["within"])
     lines = ["# Initializer x activation, with BN", "",
              f"Built by `python -m tools.runs factorial {' '.join(names)}` from the committed "
-             f"per-run tables: {first['epochs']} epochs = {first['steps']} SGD steps, seeds "
-             f"{sorted({r['seed'] for r in runs})} as blocks, test accuracy after precise BN. "
-             f"Residual sd {result['residual_sd']:.4f} on {result['df']} df.", "",
-             "| term | F | p |", "|---|---|---|"]
+             f"per-run tables ({', '.join(f'`{runs_path(n)}`' for n in names)}): "
+             f"{first['epochs']} epochs = {first['steps']} SGD steps of batch "
+             f"{first['batch_size']}, {first['schedule']} schedule from {first['learning_rate']:g}, "
+             f"data {first['data']}, seeds {sorted({r['seed'] for r in runs})} as blocks; test "
+             "accuracy after precise BN.", "",
+             "Cell means with the 95% t interval across the cell's seeds:", "",
+             "| initializer | " + " | ".join(activations) + " |",
+             "|---|" + "---|" * len(activations)]
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["initializer"], r["activation"]), []).append(r["value"])
+    for i in sorted({r["initializer"] for r in runs}):
+        row = []
+        for a in activations:
+            s = summarize(cells[(i, a)]) if (i, a) in cells else None
+            row.append(f"{s['mean']:.4f} {interval(s['ci_low'], s['ci_high'])}" if s else "-")
+        lines.append(f"| {i} | " + " | ".join(row) + " |")
+    lines += ["", f"Seed-blocked two-way ANOVA with the interaction (statsmodels): residual sd "
+              f"{result['residual_sd']:.4f} on {result['df']} df.", "",
+              "| term | F | p |", "|---|---|---|"]
     lines += [f"| {name} | F({v['df'][0]}, {v['df'][1]}) = {v['f']:.2f} | {v['p']:.3g} |"
               for name, v in t.items()]
     for activation, w in result["within"].items():
