@@ -108,10 +108,11 @@ def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):
     cell = [ln for ln in text.splitlines() if ln.startswith("| lecun_normal |")][0].split(" | ")
     relu6, selu = (float(c.split(" [")[0]) for c in cell[1:3])
     assert selu - relu6 == pytest.approx(0.04, abs=0.015) and cell[2].count("[") == 1
-    assert "LeCun or SELU? At SELU, LeCun is not told apart from the best other initializer" in text
-    gap = float(text.split("LeCun with SELU against LeCun with ReLU6: ")[1].split(";")[0])
+    assert "**LeCun or SELU? The lead is SELU's, not LeCun's.**" in text
+    gap = float(text.split("for LeCun, SELU - ReLU6 = ")[1].split(" ")[0])
     assert gap == pytest.approx(0.04, abs=0.015)
-    assert text.rstrip().endswith("no evidence that the best initializer changes with the activation.")
+    assert text.rstrip().endswith("no evidence that the initializers' differences depend on "
+                                  "the activation.")
     table(in_tmp, "longer", {"he_normal-selu": [0.5, 0.5, 0.5]}, [3, 4, 5], steps=5632)
     with pytest.raises(StudyError, match="differ in budget"):
         runs.factorial_markdown(runs.pooled(["relu6", "longer"]), ["relu6", "longer"])
@@ -133,3 +134,13 @@ def test_the_committed_six_seed_finding_is_rebuilt_from_the_committed_rows(monke
                  for e in summary["experiments"] for r in e["runs"]}
     assert {(r["experiment"], r["seed"]): r["test_accuracy"]
             for r in rows if r["seed"] < 3} == committed
+
+
+def test_the_committed_factorial_is_rebuilt_from_the_committed_rows(monkeypatch):
+    """findings/factorial.md is what tools/runs builds from the tables its first line names."""
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    text = open(runs.FACTORIAL_MD).read()
+    names = text.split("python -m tools.runs factorial ")[1].split("`")[0].split()
+    assert len(names) >= 2 and text == runs.factorial_markdown(runs.pooled(names), names)

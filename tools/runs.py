@@ -209,30 +209,51 @@ def factorial_markdown(rows, names):
                   + f"; Tukey detects {w['mdd_tukey']:.4f} with 80% power.", ""]
         lines += [f"- {p['a']} - {p['b']}: {p['diff']:+.4f} {interval(p['ci_low'], p['ci_high'])}"
                   + (" (differ)" if p["significant"] else "") for p in w["pairs"]]
-    return "\n".join(lines + ["", lecun_or_selu(result)]) + "\n"
+    return "\n".join(lines + ["", lecun_or_selu(result, len({r["seed"] for r in runs}))]) + "\n"
 
 
-def lecun_or_selu(result):
-    """Does LeCun + SELU's lead belong to LeCun, to SELU, or to the pair? From the interaction
-    term and the two simple effects: LeCun against the best other initializer at SELU, and
-    SELU against ReLU6 for LeCun."""
+def lecun_or_selu(result, seeds):
+    """Does LeCun + SELU's lead belong to LeCun, to SELU, or to the pair? From the two simple
+    effects (LeCun against the best other initializer at SELU, Tukey; SELU against ReLU6 for
+    LeCun, a t interval on the residual variance, each cell over `seeds` seeds) and the
+    interaction term."""
+    from scipy import stats
+
     within, alpha = result["within"], result["alpha"]
     interaction = result["terms"]["interaction"]
     selu = within.get("selu", {}).get("means", {})
     relu6 = within.get("relu6", {}).get("means", {})
     if "lecun_normal" not in selu or "lecun_normal" not in relu6:
         return "LeCun or SELU? This table lacks LeCun at both activations."
-    others = {i: m for i, m in selu.items() if i != "lecun_normal"}
-    rival = max(others, key=others.get)
-    init_gap, act_gap = selu["lecun_normal"] - others[rival], selu["lecun_normal"] - relu6[
-        "lecun_normal"]
+    rival = max((i for i in selu if i != "lecun_normal"), key=selu.get)
     pair = next(p for p in within["selu"]["pairs"] if {p["a"], p["b"]} == {"lecun_normal", rival})
-    words = (f"LeCun or SELU? At SELU, LeCun {'beats' if pair['significant'] else 'is not told apart from'} "
-             f"the best other initializer ({rival}) by {init_gap:+.4f}; LeCun with SELU against "
-             f"LeCun with ReLU6: {act_gap:+.4f}; the interaction F = {interaction['f']:.2f}, "
-             f"p = {interaction['p']:.3g}")
-    return words + (": the best initializer changes with the activation." if interaction["p"] < alpha
-                    else ": no evidence that the best initializer changes with the activation.")
+    sign = 1 if pair["a"] == "lecun_normal" else -1  # LeCun - rival
+    low, high = sorted((sign * pair["ci_low"], sign * pair["ci_high"]))
+    act_gap = selu["lecun_normal"] - relu6["lecun_normal"]
+    half = (stats.t.ppf(1 - alpha / 2, result["df"]) * result["residual_sd"]
+            * (2 / seeds) ** 0.5)
+    act_real = abs(act_gap) > half
+    verdict = {(False, True): "the lead is SELU's, not LeCun's",
+               (True, False): "the lead is LeCun's, not SELU's",
+               (True, True): "both LeCun and SELU carry part of it",
+               (False, False): "neither is separated"}[(pair["significant"], act_real)]
+    words = (f"**LeCun or SELU? {verdict[0].upper() + verdict[1:]}.** At SELU, LeCun - "
+             f"{rival} (the best other initializer) = {sign * pair['diff']:+.4f} (Tukey 95% "
+             f"interval [{low:.4f}, {high:.4f}]); for LeCun, SELU - ReLU6 = {act_gap:+.4f} "
+             f"(95% t interval [{act_gap - half:.4f}, {act_gap + half:.4f}], residual sd, "
+             f"{result['df']} df).")
+    if interaction["p"] >= alpha:
+        return words + (f" Interaction F = {interaction['f']:.2f}, p = {interaction['p']:.3g}: "
+                        "no evidence that the initializers' differences depend on the activation.")
+    parts = []
+    for activation, w in within.items():
+        real = [p for p in w["pairs"] if p["significant"]]
+        parts.append(f"at {activation} " + ("; ".join(
+            f"{p['a']} - {p['b']} = {p['diff']:+.4f}" for p in real) if real else
+            f"no pair differs (Tukey detects {w['mdd_tukey']:.4f})"))
+    return words + (f" Interaction F = {interaction['f']:.2f}, p = {interaction['p']:.3g}: the "
+                    "initializers' differences depend on the activation (" + "; ".join(parts)
+                    + ").")
 
 
 def main():
