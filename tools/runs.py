@@ -233,11 +233,11 @@ def lecun_or_selu(result, seeds):
     half = (stats.t.ppf(1 - alpha / 2, result["df"]) * result["residual_sd"]
             * (2 / seeds) ** 0.5)
     act_real = abs(act_gap) > half
-    verdict = {(False, True): "the lead is SELU's, not LeCun's",
-               (True, False): "the lead is LeCun's, not SELU's",
-               (True, True): "both LeCun and SELU carry part of it",
-               (False, False): "neither is separated"}[(pair["significant"], act_real)]
-    words = (f"**LeCun or SELU? {verdict[0].upper() + verdict[1:]}.** At SELU, LeCun - "
+    verdict = {(False, True): "The lead is SELU's, not LeCun's",
+               (True, False): "The lead is LeCun's, not SELU's",
+               (True, True): "Both LeCun and SELU carry part of it",
+               (False, False): "Neither is separated"}[(pair["significant"], act_real)]
+    words = (f"**LeCun or SELU? {verdict}.** At SELU, LeCun - "
              f"{rival} (the best other initializer) = {sign * pair['diff']:+.4f} (Tukey 95% "
              f"interval [{low:.4f}, {high:.4f}]); for LeCun, SELU - ReLU6 = {act_gap:+.4f} "
              f"(95% t interval [{act_gap - half:.4f}, {act_gap + half:.4f}], residual sd, "
