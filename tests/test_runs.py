@@ -7,9 +7,9 @@ from initstudy.errors import StudyError
 from initstudy.files import write_tsv
 from tools import runs
 
-BASE = {"initializer": "x", "activation": "relu6", "learning_rate": 0.05, "schedule": "cosine",
-        "epochs": 2, "steps": 1408, "batch_size": 64, "diverged": 0, "val_accuracy": 0.5,
-        "test_accuracy_raw": 0.5, "data": "abc123def456"}
+BASE = {"initializer": "x", "activation": "relu6", "optimizer": "sgd", "learning_rate": 0.05,
+        "schedule": "cosine", "epochs": 2, "steps": 1408, "batch_size": 64, "diverged": 0,
+        "val_accuracy": 0.5, "test_accuracy_raw": 0.5, "data": "abc123def456"}
 
 
 def table(tmp_path, name, accuracies, seeds, **changes):
@@ -144,3 +144,47 @@ def test_the_committed_factorial_is_rebuilt_from_the_committed_rows(monkeypatch)
     text = open(runs.FACTORIAL_MD).read()
     names = text.split("python -m tools.runs factorial ")[1].split("`")[0].split()
     assert len(names) >= 2 and text == runs.factorial_markdown(runs.pooled(names), names)
+
+
+def test_recipes_say_whether_the_ranking_held_and_how_each_gap_moved(in_tmp):
+    """Three experiments under a base recipe and two others: under momentum every gap is the
+    base's (the ranking holds, no gap changes); under adam b and c swap places by 6 points
+    (each decided), so the ranking reversed and that gap's change is detected."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    seeds = [0, 1, 2]
+
+    def acc(means):
+        return {e: list(m + rng.normal(0, 0.003, 3)) for e, m in means.items()}
+
+    base = {"a": 0.55, "b": 0.50, "c": 0.47}
+    table(in_tmp, "sgd", acc(base), seeds)
+    table(in_tmp, "momentum", acc({e: m + 0.05 for e, m in base.items()}), seeds,
+          optimizer="momentum", learning_rate=0.005)
+    table(in_tmp, "adam", acc({"a": 0.55, "b": 0.47, "c": 0.53}), seeds, optimizer="adam",
+          learning_rate=0.001)
+    names = ["sgd", "momentum", "adam"]
+    text = runs.recipes_markdown({n: runs.pooled([n]) for n in names}, "optimizers")
+    assert text.startswith("# The experiments under 3 recipes: sgd 0.05, 2 epochs vs momentum "
+                           "0.005, 2 epochs vs adam 0.001, 2 epochs")
+    assert "python -m tools.runs recipes optimizers sgd momentum adam" in text
+    row = [ln for ln in text.splitlines() if ln.startswith("| b - c |")][0].split(" | ")
+    sgd_gap, adam_gap = (float(row[i].strip("*").split(" [")[0]) for i in (1, 3))
+    assert row[1].startswith("**") and row[3].startswith("**")  # each decided by Tukey
+    assert sgd_gap == pytest.approx(0.03, abs=0.01) and adam_gap == pytest.approx(-0.06, abs=0.01)
+    moves = {ln.split(": ")[0]: ln for ln in text.splitlines() if ln.startswith("- ")}
+    assert "no change detected" in moves["- momentum 0.005, 2 epochs, a - b"]
+    assert "reversed (change -0.0" in moves["- adam 0.001, 2 epochs, b - c"]
+    assert "**Does the ranking hold? No: it reversed** on b vs c" in text
+    assert ": the experiments' differences depend on the recipe" in text
+
+    # the same recipe twice: the rank order holds, said with the pairs both decide
+    table(in_tmp, "sgd-again", acc(base), seeds)
+    text = runs.recipes_markdown({n: runs.pooled([n]) for n in ("sgd", "sgd-again")}, "again")
+    assert "(sgd)" in text and "(sgd-again)" in text  # one recipe: told apart by table name
+    assert "**Does the ranking hold? Yes**: every recipe decides the same 3 pair(s)" in text
+    table(in_tmp, "mixed", acc(base), seeds, epochs=8)
+    rows = runs.pooled(["mixed"]) + runs.pooled(["sgd"])
+    with pytest.raises(StudyError, match="trained with 2 recipes"):
+        runs.recipes_markdown({"mixed": rows, "sgd": runs.pooled(["sgd"])}, "x")

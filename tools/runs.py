@@ -12,6 +12,9 @@ Usage:
   python -m tools.runs factorial NAME..  initializer x activation over the named tables
                                      (interaction, Tukey within each activation)
                                      -> findings/factorial.md
+  python -m tools.runs recipes OUT BASE NAME..  the experiments under each table's recipe
+                                     (optimizer, rate, budget), seed-blocked per recipe,
+                                     each pair's gap against BASE's -> findings/OUT.md
 """
 import os
 import sys
@@ -22,8 +25,8 @@ from initstudy.files import read_json, read_tsv, write_text, write_tsv
 from initstudy.runner import run_stage
 
 RUNS = os.path.join("findings", "runs")
-COLUMNS = ("experiment", "initializer", "activation", "learning_rate", "schedule", "epochs",
-           "steps", "batch_size", "seed", "diverged", "val_accuracy", "test_accuracy",
+COLUMNS = ("experiment", "initializer", "activation", "optimizer", "learning_rate", "schedule",
+           "epochs", "steps", "batch_size", "seed", "diverged", "val_accuracy", "test_accuracy",
            "test_accuracy_raw", "data")
 INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
 SEEDS_MD = os.path.join("findings", "seeds.md")
@@ -47,7 +50,8 @@ def run_rows(study, manifest, runs_by_experiment):
         e = study.experiment(name)
         for r in runs:
             rows.append({"experiment": name, "initializer": e.initializer,
-                         "activation": e.activation, "learning_rate": e.learning_rate,
+                         "activation": e.activation, "optimizer": study.train.optimizer,
+                         "learning_rate": e.learning_rate,
                          "schedule": study.train.schedule, "epochs": r["epochs"],
                          "steps": steps, "batch_size": study.train.batch_size,
                          "seed": r["seed"], "diverged": int(bool(r["diverged"])),
@@ -93,8 +97,8 @@ def pooled(names):
         for r in read_tsv(runs_path(name)):
             r.update({c: int(r[c]) for c in INTEGERS})
             key = (r["experiment"], r["seed"])
-            setting = tuple(r[c] for c in ("initializer", "activation", "learning_rate",
-                                           "schedule", "steps", "data"))
+            setting = tuple(r[c] for c in ("initializer", "activation", "optimizer",
+                                           "learning_rate", "schedule", "steps", "data"))
             if key in seen:
                 raise StudyError(f"{r['experiment']} seed {r['seed']} is in two tables")
             other = next((s for (e, _), s in seen.items() if e == r["experiment"]), setting)
@@ -172,7 +176,8 @@ def factorial_markdown(rows, names):
     runs = [{"initializer": r["initializer"], "activation": r["activation"], "seed": r["seed"],
              "value": r["test_accuracy"]} for r in rows
             if not r["diverged"] and r["test_accuracy"] is not None]
-    budgets = {(r["steps"], r["schedule"], r["learning_rate"], r["data"]) for r in rows}
+    budgets = {(r["optimizer"], r["steps"], r["schedule"], r["learning_rate"], r["data"])
+               for r in rows}
     if len(budgets) != 1:
         raise StudyError(f"the tables' runs differ in budget, rate or data ({sorted(budgets)}): "
                          "a factorial compares cells trained alike")
@@ -256,14 +261,155 @@ def lecun_or_selu(result, seeds):
                     + ").")
 
 
+def recipe(rows, name):
+    """The one recipe a table's runs trained with, in words: optimizer, rate(s), budget."""
+    kinds = {(r["optimizer"], r["schedule"], r["epochs"], r["steps"], r["batch_size"], r["data"])
+             for r in rows}
+    if len(kinds) != 1:
+        raise StudyError(f"{runs_path(name)}: its runs trained with {len(kinds)} recipes "
+                         f"({sorted(kinds)}); a recipes table is one recipe per table")
+    optimizer, schedule, epochs, steps, batch, _ = kinds.pop()
+    rates = "/".join(f"{x:g}" for x in sorted({r["learning_rate"] for r in rows}))
+    return f"{optimizer} {rates}, {epochs} epochs"
+
+
+def recipes_markdown(tables, out, alpha=0.05):
+    """The same experiments under several recipes (tables: {name: rows}, the first the base):
+    each recipe's seed-blocked analysis (Tukey), the recipe x experiment interaction, each
+    pair's gap under a recipe against the base's (Bonferroni t intervals on the two-way
+    residual), and whether the ranking held, chosen by the numbers."""
+    from scipy import stats
+
+    from initstudy.formatting import interval
+    from initstudy.stats import factorial_analysis, seed_analysis, summarize
+
+    labels = {n: recipe(rows, n) for n, rows in tables.items()}
+    if len(set(labels.values())) != len(labels):
+        labels = {n: f"{label} ({n})" for n, label in labels.items()}
+    groups = {n: {} for n in tables}
+    for n, rows in tables.items():
+        for r in rows:
+            if not r["diverged"] and r["test_accuracy"] is not None:
+                groups[n].setdefault(r["experiment"], {})[r["seed"]] = r["test_accuracy"]
+    names = [e for e in groups[next(iter(tables))] if all(e in g for g in groups.values())]
+    if len(names) < 2:
+        raise StudyError(f"the tables share {len(names)} experiment(s) with finished runs: a "
+                         "ranking needs 2 or more in every table")
+    analyses = {n: seed_analysis({e: g[e] for e in names}) for n, g in groups.items()}
+    if any(a is None for a in analyses.values()):
+        raise StudyError("a table has fewer than 2 seeds finished in every experiment")
+    base = next(iter(tables))
+    lines = [f"# The experiments under {len(tables)} recipes: " + " vs ".join(labels.values()),
+             "", f"Built by `python -m tools.runs recipes {out} {' '.join(tables)}` "
+             f"from the committed per-run tables: "
+             + "; ".join(f"`{runs_path(n)}`: {labels[n]} ({tables[n][0]['steps']} steps of "
+                         f"batch {tables[n][0]['batch_size']}, {tables[n][0]['schedule']}, "
+                         f"seeds {sorted({r['seed'] for r in tables[n]})})" for n in tables)
+             + ". Test accuracy after precise BN; mean with its 95% t interval across seeds.",
+             "", "| experiment | " + " | ".join(labels.values()) + " |",
+             "|---|" + "---|" * len(tables)]
+    for e in names:
+        cells = []
+        for n in tables:
+            s = summarize(list(groups[n][e].values()))
+            cells.append(f"{s['mean']:.4f} {interval(s['ci_low'], s['ci_high'])}")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    diverged = {n: sum(r["diverged"] for r in rows) for n, rows in tables.items()}
+    lines += ["", "Diverged runs (left out): " + "; ".join(f"{labels[n]}: {d}"
+                                                            for n, d in diverged.items()) + "."]
+
+    lines += ["", "Each recipe on its own (seed-blocked ANOVA; Tukey's HSD 95% intervals, in bold "
+              "where they exclude 0):", "", "| pair | " + " | ".join(labels.values()) + " |",
+              "|---|" + "---|" * len(tables)]
+    calls = {n: {(t["a"], t["b"]): t for t in a["blocked"]["pairs"]} for n, a in analyses.items()}
+    for pair in calls[base]:
+        cells = []
+        for n in tables:
+            t = calls[n][pair]
+            text = f"{t['diff']:+.4f} {interval(t['ci_low'], t['ci_high'])}"
+            cells.append(f"**{text}**" if t["significant"] else text)
+        lines.append(f"| {pair[0]} - {pair[1]} | " + " | ".join(cells) + " |")
+    lines += ["", "Per recipe: " + "; ".join(
+        f"{labels[n]}: F({a['blocked']['df'][0]}, {a['blocked']['df'][1]}) = "
+        f"{a['blocked']['f']:.2f}, p = {a['blocked']['p']:.3g}, residual sd "
+        f"{a['blocked']['residual_sd']:.4f}, Tukey detects {a['blocked']['mdd_tukey']:.4f} with "
+        "80% power" for n, a in analyses.items()) + "."]
+
+    runs = [{"initializer": e, "activation": labels[n], "seed": s, "value": v}
+            for n, g in groups.items() for e in names for s, v in g[e].items()]
+    two_way = factorial_analysis(runs, alpha)
+    inter, sd, df = two_way["terms"]["interaction"], two_way["residual_sd"], two_way["df"]
+    changed = len(calls[base]) * (len(tables) - 1)
+    lines += ["", f"Recipe x experiment, seeds as blocks (statsmodels two-way ANOVA): "
+              f"interaction F({inter['df'][0]}, {inter['df'][1]}) = {inter['f']:.2f}, "
+              f"p = {inter['p']:.3g}; residual sd {sd:.4f} on {df} df. Each gap under a recipe "
+              f"minus the same gap under {labels[base]}, with a 95% t interval on that residual "
+              f"sd, Bonferroni-corrected for the {changed} comparisons:", ""]
+    q = stats.t.ppf(1 - alpha / 2 / changed, df)
+    seeds = {n: min(len(groups[n][e]) for e in names) for n in tables}
+    for n in list(tables)[1:]:
+        for pair, t in calls[n].items():
+            b = calls[base][pair]
+            change = t["diff"] - b["diff"]
+            half = q * sd * (2 / seeds[n] + 2 / seeds[base]) ** 0.5
+            if t["significant"] and b["significant"] and t["diff"] * b["diff"] < 0:
+                word = "reversed"
+            elif abs(change) <= half:
+                word = "no change detected"
+            else:
+                word = "grew" if abs(t["diff"]) > abs(b["diff"]) else "shrank"
+            lines.append(f"- {labels[n]}, {pair[0]} - {pair[1]}: {b['diff']:+.4f} -> "
+                         f"{t['diff']:+.4f}, {word} (change {change:+.4f}, "
+                         f"{interval(change - half, change + half)}).")
+    return "\n".join(lines + ["", ranking_answer(calls, labels, inter, alpha)]) + "\n"
+
+
+def ranking_answer(calls, labels, interaction, alpha):
+    """Did the ranking hold across the recipes? A pair reverses when two recipes decide it
+    (Tukey) in opposite directions; otherwise the recipes agree, or decide different pairs."""
+    def decided(n):
+        return {p: t["diff"] > 0 for p, t in calls[n].items() if t["significant"]}
+
+    said = {n: decided(n) for n in calls}
+    reversed_ = sorted({p for n in said for m in said for p in said[n]
+                        if p in said[m] and said[n][p] != said[m][p]})
+    test = (f"interaction F = {interaction['f']:.2f}, p = {interaction['p']:.3g}"
+            + (": the experiments' differences depend on the recipe" if interaction["p"] < alpha
+               else ": no evidence that the experiments' differences depend on the recipe"))
+    if reversed_:
+        return ("**Does the ranking hold? No: it reversed** on " + "; ".join(
+            f"{a} vs {b} (" + ", ".join(f"{labels[n]} {calls[n][(a, b)]['diff']:+.4f}"
+                                        for n in calls if (a, b) in said[n]) + ")"
+            for a, b in reversed_) + f"; {test}.")
+    if not any(said.values()):
+        return f"**Does the ranking hold? No recipe separates any pair**; {test}."
+    if all(s == next(iter(said.values())) for s in said.values()):
+        return (f"**Does the ranking hold? Yes**: every recipe decides the same "
+                f"{len(next(iter(said.values())))} pair(s) the same way; {test}.")
+    only = [f"{a} {'>' if up else '<'} {b} under " + ", ".join(
+        labels[n] for n in said if said[n].get((a, b)) == up)
+        for (a, b), up in sorted({(p, u) for s in said.values() for p, u in s.items()})
+        if not all(said[n].get((a, b)) == up for n in said)]
+    return ("**Does the ranking hold? No decided pair reversed**, but not every recipe decides "
+            "the same pairs: " + "; ".join(only) + f" (elsewhere undecided); {test}.")
+
+
 def main():
     commands = {"export": None, "seeds": (seeds_markdown, SEEDS_MD),
-                "factorial": (factorial_markdown, FACTORIAL_MD)}
+                "factorial": (factorial_markdown, FACTORIAL_MD), "recipes": None}
     if len(sys.argv) < 3 or sys.argv[1] not in commands:
         raise StudyError("usage: python -m tools.runs export NAME | seeds NAME [NAME ...] | "
-                         "factorial NAME [NAME ...]")
+                         "factorial NAME [NAME ...] | recipes OUT BASE NAME [NAME ...]")
     if sys.argv[1] == "export":
         return export(sys.argv[2])
+    if sys.argv[1] == "recipes":
+        if len(sys.argv) < 5:
+            raise StudyError("usage: python -m tools.runs recipes OUT BASE NAME [NAME ...]: "
+                             "OUT names findings/OUT.md; BASE and each NAME a findings/runs table")
+        out, names = sys.argv[2], sys.argv[3:]
+        path = os.path.join("findings", f"{out}.md")
+        write_text(path, recipes_markdown({n: pooled([n]) for n in names}, out))
+        return print(f"-> {path}")
     build, path = commands[sys.argv[1]]
     names = sys.argv[2:]
     write_text(path, build(pooled(names), names))
