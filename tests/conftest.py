@@ -4,6 +4,7 @@ set per test run, image folders, and the one way tests run a stage, a tool or a 
 (subprocess_env). Tests that train, run `dvc repro` / `dvc exp` / the queue, or take more than
 a few seconds are marked `slow`: `pytest -m "not slow"` is the fast subset."""
 import copy
+import fcntl
 import io
 import os
 import shutil
@@ -219,3 +220,32 @@ def prepared_project(prepared_mini):
 def prepared(tmp_path, prepared_project):
     """A small project in tmp_path, its data prepared."""
     return prepared_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def reproduced_tiny(tmp_path_factory):
+    """A "tiny" study (its two experiments) after `dvc repro`, results committed: built once
+    per test run, even over several pytest-xdist workers (the first builds it under a file
+    lock in their shared temporary folder, the others wait for it)."""
+    shared = tmp_path_factory.getbasetemp().parent  # each worker's basetemp sits in it
+    repo, done = shared / "reproduced-tiny", shared / "reproduced-tiny.done"
+    with open(shared / "reproduced-tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(repo, ignore_errors=True)  # a build that failed midway
+            build_study(repo, "tiny")
+            sh("git init -q", repo)
+            commit(repo, "study")
+            sh("dvc repro", repo)
+            commit(repo, "results")
+            done.write_text("")
+    return repo
+
+
+@pytest.fixture
+def tiny_study(tmp_path, reproduced_tiny):
+    """A copy of reproduced_tiny in tmp_path/study, a repository of its own (git, DVC cache,
+    results), for a test to change."""
+    repo = tmp_path / "study"
+    shutil.copytree(reproduced_tiny, repo, symlinks=True)
+    return repo

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import ROOT, build_study, commit, ran_stages, sh, shell
+from conftest import ROOT, ran_stages, sh, shell
 from initstudy.config import parse_study
 from initstudy.errors import StudyError
 from initstudy.paths import experiment_results, remove_stale_results, stale_results
@@ -71,15 +71,10 @@ def test_what_dvc_overrides_do_to_experiments(tmp_path):
 
 
 @pytest.mark.slow
-def test_removed_experiment_leaves_no_results(tmp_path, mini_archive):
-    repo = tmp_path / "study"
-    build_study(repo, "tiny", mini_archive)
-    sh("git init -q", repo)
-    commit(repo, "study")
-    sh("dvc repro", repo)
+def test_removed_experiment_leaves_no_results(tiny_study):
+    repo = tiny_study
     for path in experiment_results("glorot_normal") + experiment_results("he_normal"):
         assert (repo / path).is_file(), path
-    commit(repo, "results")
 
     log = sh("dvc exp run -S '~experiments.glorot_normal'", repo)
     assert ran_stages(log) == ["report"]

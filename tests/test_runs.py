@@ -166,7 +166,7 @@ def test_recipes_say_whether_the_ranking_held_and_how_each_gap_moved(in_tmp):
           learning_rate=0.001)
     names = ["sgd", "momentum", "adam"]
     text = runs.recipes_markdown({n: runs.pooled([n]) for n in names}, "optimizers")
-    assert text.startswith("# The experiments under 3 recipes: sgd 0.05, 2 epochs vs momentum "
+    assert text.startswith("# The same experiments in 3 tables: sgd 0.05, 2 epochs vs momentum "
                            "0.005, 2 epochs vs adam 0.001, 2 epochs")
     assert "python -m tools.runs recipes optimizers sgd momentum adam" in text
     row = [ln for ln in text.splitlines() if ln.startswith("| b - c |")][0].split(" | ")
@@ -182,9 +182,27 @@ def test_recipes_say_whether_the_ranking_held_and_how_each_gap_moved(in_tmp):
     # the same recipe twice: the rank order holds, said with the pairs both decide
     table(in_tmp, "sgd-again", acc(base), seeds)
     text = runs.recipes_markdown({n: runs.pooled([n]) for n in ("sgd", "sgd-again")}, "again")
-    assert "(sgd)" in text and "(sgd-again)" in text  # one recipe: told apart by table name
+    assert "tables: sgd vs sgd-again" in text  # one recipe twice: told apart by table name
     assert "**Does the ranking hold? Yes**: every recipe decides the same 3 pair(s)" in text
     table(in_tmp, "mixed", acc(base), seeds, epochs=8)
     rows = runs.pooled(["mixed"]) + runs.pooled(["sgd"])
     with pytest.raises(StudyError, match="trained with 2 recipes"):
         runs.recipes_markdown({"mixed": rows, "sgd": runs.pooled(["sgd"])}, "x")
+
+
+def test_every_committed_recipes_finding_is_rebuilt_from_the_committed_rows(monkeypatch):
+    """Each findings/*.md that `tools.runs recipes` wrote is what it builds now from the
+    tables its first lines name."""
+    import glob
+
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    built = [p for p in sorted(glob.glob(os.path.join("findings", "*.md")))
+             if "python -m tools.runs recipes " in open(p).read()]
+    assert built
+    for path in built:
+        text = open(path).read()
+        out, *names = text.split("python -m tools.runs recipes ")[1].split("`")[0].split()
+        assert path == os.path.join("findings", f"{out}.md") and len(names) >= 2
+        assert text == runs.recipes_markdown({n: runs.pooled([n]) for n in names}, out), path

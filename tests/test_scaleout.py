@@ -15,7 +15,7 @@ def test_two_workers_push_and_a_collector_pulls_compares_and_restores(tmp_path, 
     origin, storage = tmp_path / "origin.git", tmp_path / "dvc-storage"
     sh(f"git init -q --bare -b main {origin}", tmp_path)
     base = tmp_path / "base"
-    build_study(base, "small", mini_archive, experiments=HE)
+    build_study(base, "tiny", mini_archive, experiments=HE)
     sh(f"git init -q -b main && dvc remote add -d shared {storage} && git remote add origin {origin}",
        base)
     commit(base, "study")

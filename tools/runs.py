@@ -284,8 +284,8 @@ def recipes_markdown(tables, out, alpha=0.05):
     from initstudy.stats import factorial_analysis, seed_analysis, summarize
 
     labels = {n: recipe(rows, n) for n, rows in tables.items()}
-    if len(set(labels.values())) != len(labels):
-        labels = {n: f"{label} ({n})" for n, label in labels.items()}
+    if len(set(labels.values())) != len(labels):  # one recipe run twice: the tables' names
+        labels = {n: n for n in labels}
     groups = {n: {} for n in tables}
     for n, rows in tables.items():
         for r in rows:
@@ -299,10 +299,10 @@ def recipes_markdown(tables, out, alpha=0.05):
     if any(a is None for a in analyses.values()):
         raise StudyError("a table has fewer than 2 seeds finished in every experiment")
     base = next(iter(tables))
-    lines = [f"# The experiments under {len(tables)} recipes: " + " vs ".join(labels.values()),
+    lines = [f"# The same experiments in {len(tables)} tables: " + " vs ".join(labels.values()),
              "", f"Built by `python -m tools.runs recipes {out} {' '.join(tables)}` "
              f"from the committed per-run tables: "
-             + "; ".join(f"`{runs_path(n)}`: {labels[n]} ({tables[n][0]['steps']} steps of "
+             + "; ".join(f"`{runs_path(n)}`: {recipe(tables[n], n)} ({tables[n][0]['steps']} steps of "
                          f"batch {tables[n][0]['batch_size']}, {tables[n][0]['schedule']}, "
                          f"seeds {sorted({r['seed'] for r in tables[n]})})" for n in tables)
              + ". Test accuracy after precise BN; mean with its 95% t interval across seeds.",
