@@ -206,3 +206,30 @@ def test_every_committed_recipes_finding_is_rebuilt_from_the_committed_rows(monk
         out, *names = text.split("python -m tools.runs recipes ")[1].split("`")[0].split()
         assert path == os.path.join("findings", f"{out}.md") and len(names) >= 2
         assert text == runs.recipes_markdown({n: runs.pooled([n]) for n in names}, out), path
+
+
+def test_a_rate_search_names_each_optimizers_best_rate_and_whether_it_is_bracketed(in_tmp):
+    """momentum peaks inside its rates; adam is still rising at its top rate (and a diverged
+    run counts as 0, not as missing)."""
+    val = {("momentum", 0.001): 0.40, ("momentum", 0.003): 0.45, ("momentum", 0.01): 0.42,
+           ("adam", 0.0003): 0.30, ("adam", 0.001): 0.35, ("adam", 0.003): 0.38}
+    rows = [{**BASE, "experiment": e, "initializer": e, "seed": 0, "optimizer": o,
+             "learning_rate": rate, "val_accuracy": v + d, "test_accuracy": v}
+            for (o, rate), v in val.items() for e, d in (("he_normal", -0.01), ("lecun_normal", 0.01))]
+    rows.append({**rows[0], "learning_rate": 0.03, "diverged": 1, "val_accuracy": None})
+    os.makedirs(runs.RUNS)
+    write_tsv(runs.runs_path("search"), rows, runs.COLUMNS)
+    text = runs.rates_markdown(runs.read_runs("search"), ["search"])
+    assert "- momentum: 0.003 (mean 0.4500), bracketed" in text
+    assert "| momentum | 0.03 | diverged | - | 0.0000 |" in text
+    assert "- adam: 0.003 (mean 0.3800), at the top of the rates tried: not bracketed" in text
+    assert "| momentum | **0.003** | 0.4400 | 0.4600 | **0.4500** |" in text
+
+
+def test_the_committed_rate_search_is_rebuilt_from_its_rows(monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    text = open(runs.RATES_MD).read()
+    name = text.split("python -m tools.runs rates ")[1].split("`")[0]
+    assert text == runs.rates_markdown(runs.read_runs(name), [name])

@@ -12,6 +12,9 @@ Usage:
   python -m tools.runs factorial NAME..  initializer x activation over the named tables
                                      (interaction, Tukey within each activation)
                                      -> findings/factorial.md
+  python -m tools.runs rates NAME    a rate search's table: each optimizer's rates by mean
+                                     validation accuracy, the best and whether it is
+                                     bracketed -> findings/rates.md
   python -m tools.runs recipes OUT BASE NAME..  the experiments under each table's recipe
                                      (optimizer, rate, budget), seed-blocked per recipe,
                                      each pair's gap against BASE's -> findings/OUT.md
@@ -30,6 +33,7 @@ COLUMNS = ("experiment", "initializer", "activation", "optimizer", "learning_rat
            "test_accuracy_raw", "data")
 INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
 SEEDS_MD = os.path.join("findings", "seeds.md")
+RATES_MD = os.path.join("findings", "rates.md")
 FACTORIAL_MD = os.path.join("findings", "factorial.md")
 
 
@@ -86,16 +90,20 @@ def export(name):
     print(f"{len(rows)} runs -> {runs_path(name)}")
 
 
+def read_runs(name):
+    """The rows of findings/runs/NAME.tsv, its whole numbers as int."""
+    if not os.path.exists(runs_path(name)):
+        raise StudyError(f"{runs_path(name)} does not exist: export it first "
+                         f"(python -m tools.runs export {name})")
+    return [{**r, **{c: int(r[c]) for c in INTEGERS}} for r in read_tsv(runs_path(name))]
+
+
 def pooled(names):
     """The rows of the named tables, refused if two tables hold the same run (experiment,
     seed) or differ in what was trained (budget, data): pooled seeds must be exchangeable."""
     rows, seen = [], {}
     for name in names:
-        if not os.path.exists(runs_path(name)):
-            raise StudyError(f"{runs_path(name)} does not exist: export it first "
-                             f"(python -m tools.runs export {name})")
-        for r in read_tsv(runs_path(name)):
-            r.update({c: int(r[c]) for c in INTEGERS})
+        for r in read_runs(name):
             key = (r["experiment"], r["seed"])
             setting = tuple(r[c] for c in ("initializer", "activation", "optimizer",
                                            "learning_rate", "schedule", "steps", "data"))
@@ -261,6 +269,61 @@ def lecun_or_selu(result, seeds):
                     + ").")
 
 
+def best_rates(rows):
+    """{optimizer: {"rates": {rate: mean validation accuracy over the searched experiments},
+    "best": rate, "bracketed": a lower mean at a rate on each side of the best}}."""
+    found = {}
+    for r in rows:
+        found.setdefault(r["optimizer"], {}).setdefault(r["learning_rate"], []).append(
+            0.0 if r["diverged"] else r["val_accuracy"])
+    out = {}
+    for optimizer, by_rate in found.items():
+        means = {rate: sum(v) / len(v) for rate, v in sorted(by_rate.items())}
+        best = max(means, key=means.get)
+        out[optimizer] = {"rates": means, "best": best,
+                          "bracketed": min(means) < best < max(means)}
+    return out
+
+
+def rates_markdown(rows, names):
+    """A rate search's table: validation accuracy per experiment and rate, each optimizer's
+    best rate by the mean, and whether a lower rate and a higher one were tried beside it."""
+    first = rows[0]
+    experiments = sorted({r["experiment"] for r in rows})
+    lines = ["# The rate search for each optimizer", "",
+             f"Built by `python -m tools.runs rates {' '.join(names)}` from "
+             f"`{runs_path(names[0])}`: {', '.join(experiments)}, seed(s) "
+             f"{sorted({r['seed'] for r in rows})}, {first['epochs']} epoch(s) = {first['steps']} "
+             f"steps of batch {first['batch_size']}, {first['schedule']} schedule, data "
+             f"{first['data']}. Validation accuracy after precise BN (a diverged run counts 0); "
+             "each optimizer's rate is the one with the best mean over the experiments.", "",
+             "| optimizer | rate | " + " | ".join(experiments) + " | mean |",
+             "|---|---|" + "---|" * (len(experiments) + 1)]
+    values = {(r["optimizer"], r["learning_rate"], r["experiment"]): r for r in rows}
+    chosen = best_rates(rows)
+    for optimizer, c in chosen.items():
+        for rate, mean in c["rates"].items():
+            cells = [cell(values.get((optimizer, rate, e))) for e in experiments]
+            mark = "**" if rate == c["best"] else ""
+            lines.append(f"| {optimizer} | {mark}{rate:g}{mark} | " + " | ".join(cells)
+                         + f" | {mark}{mean:.4f}{mark} |")
+    lines.append("")
+    for optimizer, c in chosen.items():
+        rates = sorted(c["rates"])
+        where = ("bracketed: the rates on either side scored lower" if c["bracketed"] else
+                 f"at the {'top' if c['best'] == rates[-1] else 'bottom'} of the rates tried: "
+                 "not bracketed, search further")
+        lines.append(f"- {optimizer}: {c['best']:g} (mean {c['rates'][c['best']]:.4f}), {where}.")
+    return "\n".join(lines) + "\n"
+
+
+def cell(run):
+    """A run's validation accuracy in a table: "-" if not run, "diverged" if it diverged."""
+    if run is None:
+        return "-"
+    return "diverged" if run["diverged"] else f"{run['val_accuracy']:.4f}"
+
+
 def recipe(rows, name):
     """The one recipe a table's runs trained with, in words: optimizer, rate(s), budget."""
     kinds = {(r["optimizer"], r["schedule"], r["epochs"], r["steps"], r["batch_size"], r["data"])
@@ -396,12 +459,16 @@ def ranking_answer(calls, labels, interaction, alpha):
 
 def main():
     commands = {"export": None, "seeds": (seeds_markdown, SEEDS_MD),
-                "factorial": (factorial_markdown, FACTORIAL_MD), "recipes": None}
+                "factorial": (factorial_markdown, FACTORIAL_MD), "rates": None, "recipes": None}
     if len(sys.argv) < 3 or sys.argv[1] not in commands:
         raise StudyError("usage: python -m tools.runs export NAME | seeds NAME [NAME ...] | "
-                         "factorial NAME [NAME ...] | recipes OUT BASE NAME [NAME ...]")
+                         "factorial NAME [NAME ...] | rates NAME | recipes OUT BASE NAME [NAME ...]")
     if sys.argv[1] == "export":
         return export(sys.argv[2])
+    if sys.argv[1] == "rates":
+        rows = read_runs(sys.argv[2])
+        write_text(RATES_MD, rates_markdown(rows, sys.argv[2:3]))
+        return print(f"-> {RATES_MD}")
     if sys.argv[1] == "recipes":
         if len(sys.argv) < 5:
             raise StudyError("usage: python -m tools.runs recipes OUT BASE NAME [NAME ...]: "
