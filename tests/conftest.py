@@ -227,7 +227,9 @@ def reproduced_tiny(tmp_path_factory):
     """A "tiny" study (its two experiments) after `dvc repro`, results committed: built once
     per test run, even over several pytest-xdist workers (the first builds it under a file
     lock in their shared temporary folder, the others wait for it)."""
-    shared = tmp_path_factory.getbasetemp().parent  # each worker's basetemp sits in it
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp sits in this run's
+        shared = shared.parent
     repo, done = shared / "reproduced-tiny", shared / "reproduced-tiny.done"
     with open(shared / "reproduced-tiny.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
