@@ -79,13 +79,22 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
     assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
     assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}
 
-    # without a report (an experiment run to `evaluate`): each evaluate stage's runs.json
-    os.remove(in_tmp / "report" / "summary.json")
+    # an experiment run to `evaluate` leaves the earlier report in place: each evaluate
+    # stage's runs.json is what it trained, never the stale report beside it
+    newer = []
     for e in summary["experiments"]:
         os.makedirs(in_tmp / "eval" / e["experiment"])
-        (in_tmp / "eval" / e["experiment"] / "runs.json").write_text(json.dumps(e["runs"]))
+        later = [{**r, "test_accuracy": r["test_accuracy"] + 0.01} for r in e["runs"]]
+        newer += [r["test_accuracy"] for r in later]
+        (in_tmp / "eval" / e["experiment"] / "runs.json").write_text(json.dumps(later))
     runs.export("from-eval")
-    assert read_tsv(in_tmp / runs.runs_path("from-eval")) == rows
+    from_eval = read_tsv(in_tmp / runs.runs_path("from-eval"))
+    assert [r["test_accuracy"] for r in from_eval] == pytest.approx(newer)
+    assert [r["test_accuracy"] for r in from_eval] != [r["test_accuracy"] for r in rows]
+    # an eval/ without one experiment's runs: refused, naming it, not filled from the report
+    os.remove(in_tmp / "eval" / "he_normal" / "runs.json")
+    with pytest.raises(StudyError, match="no finished runs of he_normal"):
+        runs.export("partial")
 
 
 def test_the_factorial_says_whether_the_lead_is_lecuns_or_selus(in_tmp):

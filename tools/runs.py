@@ -67,17 +67,19 @@ def run_rows(study, manifest, runs_by_experiment):
 
 
 def workspace_runs(study):
-    """{experiment: runs} of this workspace: the report's, else each evaluate stage's."""
+    """{experiment: runs} of this workspace: each evaluate stage's, else (a fresh clone, where
+    eval/ is in DVC's cache only) the report's. Never the report beside an eval/: an
+    experiment run to `evaluate` leaves the report of an earlier run in place."""
+    if all(os.path.exists(f"eval/{e}/runs.json") for e in study.experiments):
+        return {e: read_json(f"eval/{e}/runs.json") for e in study.experiments}  # lists of runs
     summary = os.path.join("report", "summary.json")
-    if os.path.exists(summary):
+    if not os.path.exists("eval") and os.path.exists(summary):
         found = {e["experiment"]: e["runs"] for e in read_json(summary)["experiments"]}
         if set(found) == set(study.experiments):
             return found
     missing = [e for e in study.experiments if not os.path.exists(f"eval/{e}/runs.json")]
-    if missing:
-        raise StudyError(f"no finished runs of {', '.join(missing)} in this workspace: run "
-                         "`dvc repro evaluate` (or the plan's experiment) first")
-    return {e: read_json(f"eval/{e}/runs.json") for e in study.experiments}  # a list of runs
+    raise StudyError(f"no finished runs of {', '.join(missing)} in this workspace: run "
+                     "`dvc repro evaluate` (or the plan's experiment) first")
 
 
 def export(name):
