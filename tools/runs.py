@@ -405,18 +405,25 @@ def recipes_markdown(tables, out, alpha=0.05):
     two_way = factorial_analysis(runs, alpha)
     inter, sd, df = two_way["terms"]["interaction"], two_way["residual_sd"], two_way["df"]
     changed = len(calls[base]) * (len(tables) - 1)
+    sds = [a["blocked"]["residual_sd"] for a in analyses.values()]
+    caveat = ("" if max(sds) <= 2 * min(sds) else
+              f" The recipes' residual sds differ {max(sds) / min(sds):.1f}-fold, which this F "
+              "test assumes they do not; the intervals below use each recipe's own.")
     lines += ["", f"Recipe x experiment, seeds as blocks (statsmodels two-way ANOVA): "
               f"interaction F({inter['df'][0]}, {inter['df'][1]}) = {inter['f']:.2f}, "
-              f"p = {inter['p']:.3g}; residual sd {sd:.4f} on {df} df. Each gap under a recipe "
-              f"minus the same gap under {labels[base]}, with a 95% t interval on that residual "
-              f"sd, Bonferroni-corrected for the {changed} comparisons:", ""]
-    q = stats.t.ppf(1 - alpha / 2 / changed, df)
-    seeds = {n: min(len(groups[n][e]) for e in names) for n in tables}
+              f"p = {inter['p']:.3g}; residual sd {sd:.4f} on {df} df.{caveat} Each gap under a "
+              f"recipe minus the same gap under {labels[base]}, with a 95% t interval from the "
+              "two recipes' own residual variances (Welch-Satterthwaite df), "
+              f"Bonferroni-corrected for the {changed} comparisons:", ""]
     for n in list(tables)[1:]:
         for pair, t in calls[n].items():
             b = calls[base][pair]
             change = t["diff"] - b["diff"]
-            half = q * sd * (2 / seeds[n] + 2 / seeds[base]) ** 0.5
+            v = [2 * a["blocked"]["residual_sd"] ** 2 / a["blocked"]["seeds"]
+                 for a in (analyses[n], analyses[base])]
+            dfs = [analyses[n]["blocked"]["df"][1], analyses[base]["blocked"]["df"][1]]
+            welch_df = sum(v) ** 2 / sum(x ** 2 / d for x, d in zip(v, dfs))
+            half = stats.t.ppf(1 - alpha / 2 / changed, welch_df) * sum(v) ** 0.5
             if t["significant"] and b["significant"] and t["diff"] * b["diff"] < 0:
                 word = "reversed"
             elif abs(change) <= half:
