@@ -311,10 +311,9 @@ def rates_markdown(rows, names):
                          + f" | {mark}{mean:.4f}{mark} |")
     lines.append("")
     for optimizer, c in chosen.items():
-        rates = sorted(c["rates"])
         where = ("bracketed: the rates on either side scored lower" if c["bracketed"] else
-                 f"at the {'top' if c['best'] == rates[-1] else 'bottom'} of the rates tried: "
-                 "not bracketed, search further")
+                 f"at the {'top' if c['best'] == max(c['rates']) else 'bottom'} of the rates "
+                 "tried: not bracketed, search further")
         lines.append(f"- {optimizer}: {c['best']:g} (mean {c['rates'][c['best']]:.4f}), {where}.")
     return "\n".join(lines) + "\n"
 
@@ -333,7 +332,7 @@ def recipe(rows, name):
     if len(kinds) != 1:
         raise StudyError(f"{runs_path(name)}: its runs trained with {len(kinds)} recipes "
                          f"({sorted(kinds)}); a recipes table is one recipe per table")
-    optimizer, schedule, epochs, steps, batch, _ = kinds.pop()
+    optimizer, _, epochs, *_ = kinds.pop()
     rates = "/".join(f"{x:g}" for x in sorted({r["learning_rate"] for r in rows}))
     return f"{optimizer} {rates}, {epochs} epochs"
 
@@ -341,16 +340,17 @@ def recipe(rows, name):
 def recipes_markdown(tables, out, alpha=0.05):
     """The same experiments under several recipes (tables: {name: rows}, the first the base):
     each recipe's seed-blocked analysis (Tukey), the recipe x experiment interaction, each
-    pair's gap under a recipe against the base's (Bonferroni t intervals on the two-way
-    residual), and whether the ranking held, chosen by the numbers."""
+    pair's gap under a recipe against the base's (Bonferroni t intervals on the two recipes'
+    own residual variances, Welch-Satterthwaite df), and whether the ranking held, chosen by
+    the numbers."""
     from scipy import stats
 
     from initstudy.formatting import interval
     from initstudy.stats import factorial_analysis, seed_analysis, summarize
 
-    labels = {n: recipe(rows, n) for n, rows in tables.items()}
-    if len(set(labels.values())) != len(labels):  # one recipe run twice: the tables' names
-        labels = {n: n for n in labels}
+    recipes = {n: recipe(rows, n) for n, rows in tables.items()}
+    labels = (recipes if len(set(recipes.values())) == len(recipes)
+              else {n: n for n in tables})  # one recipe run twice: the tables' names
     groups = {n: {} for n in tables}
     for n, rows in tables.items():
         for r in rows:
@@ -367,7 +367,7 @@ def recipes_markdown(tables, out, alpha=0.05):
     lines = [f"# The same experiments in {len(tables)} tables: " + " vs ".join(labels.values()),
              "", f"Built by `python -m tools.runs recipes {out} {' '.join(tables)}` "
              f"from the committed per-run tables: "
-             + "; ".join(f"`{runs_path(n)}`: {recipe(tables[n], n)} ({tables[n][0]['steps']} steps of "
+             + "; ".join(f"`{runs_path(n)}`: {recipes[n]} ({tables[n][0]['steps']} steps of "
                          f"batch {tables[n][0]['batch_size']}, {tables[n][0]['schedule']}, "
                          f"seeds {sorted({r['seed'] for r in tables[n]})})" for n in tables)
              + ". Test accuracy after precise BN; mean with its 95% t interval across seeds.",
@@ -416,14 +416,15 @@ def recipes_markdown(tables, out, alpha=0.05):
               "two recipes' own residual variances (Welch-Satterthwaite df), "
               f"Bonferroni-corrected for the {changed} comparisons:", ""]
     for n in list(tables)[1:]:
+        # a gap's variance under one recipe: 2 MSE / seeds; the change's, the two summed
+        v = [2 * a["blocked"]["residual_sd"] ** 2 / a["blocked"]["seeds"]
+             for a in (analyses[n], analyses[base])]
+        dfs = [analyses[n]["blocked"]["df"][1], analyses[base]["blocked"]["df"][1]]
+        welch_df = sum(v) ** 2 / sum(x ** 2 / d for x, d in zip(v, dfs))
+        half = stats.t.ppf(1 - alpha / 2 / changed, welch_df) * sum(v) ** 0.5
         for pair, t in calls[n].items():
             b = calls[base][pair]
             change = t["diff"] - b["diff"]
-            v = [2 * a["blocked"]["residual_sd"] ** 2 / a["blocked"]["seeds"]
-                 for a in (analyses[n], analyses[base])]
-            dfs = [analyses[n]["blocked"]["df"][1], analyses[base]["blocked"]["df"][1]]
-            welch_df = sum(v) ** 2 / sum(x ** 2 / d for x, d in zip(v, dfs))
-            half = stats.t.ppf(1 - alpha / 2 / changed, welch_df) * sum(v) ** 0.5
             if t["significant"] and b["significant"] and t["diff"] * b["diff"] < 0:
                 word = "reversed"
             elif abs(change) <= half:
