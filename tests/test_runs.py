@@ -9,7 +9,8 @@ from tools import runs
 
 BASE = {"initializer": "x", "activation": "relu6", "optimizer": "sgd", "learning_rate": 0.05,
         "schedule": "cosine", "epochs": 2, "steps": 1408, "batch_size": 64, "diverged": 0,
-        "val_accuracy": 0.5, "test_accuracy_raw": 0.5, "data": "abc123def456"}
+        "val_accuracy": 0.5, "test_accuracy_raw": 0.5, "data": "abc123def456",
+        "classes": 10, "val_images": 5000}
 
 
 def table(tmp_path, name, accuracies, seeds, **changes):
@@ -69,7 +70,8 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
     (in_tmp / "report").mkdir()
     shutil.copy(os.path.join(ROOT, "report", "summary.json"), in_tmp / "report")
     os.makedirs(in_tmp / "data" / "prepared")
-    manifest = {"splits": {"train": {"count": 45000}}, "source": {"sha256": "f" * 64}}
+    manifest = {"classes": [str(c) for c in range(10)], "source": {"sha256": "f" * 64},
+                "splits": {"train": {"count": 45000}, "validation": {"count": 5000}}}
     (in_tmp / "data" / "prepared" / "manifest.json").write_text(json.dumps(manifest))
     runs.export("committed")
     rows = read_tsv(in_tmp / runs.runs_path("committed"))
@@ -78,6 +80,7 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
             for e in summary["experiments"] for r in e["runs"]}
     assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
     assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}
+    assert {(r["classes"], r["val_images"]) for r in rows} == {(10, 5000)}  # the chance band
 
     # an experiment run to `evaluate` leaves the earlier report in place: each evaluate
     # stage's runs.json is what it trained, never the stale report beside it

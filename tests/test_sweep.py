@@ -13,11 +13,9 @@ from dvc.utils.hydra import apply_overrides
 from conftest import ROOT, commit, sh, stage
 from initstudy.config import load_study
 from initstudy.errors import StudyError
-from initstudy.stats import seed_analysis
-from tools.plans import check_plan, grid_seeds_plan, load_sweeps, parse_sweeps, plan
+from tools.plans import check_plan, load_sweeps, parse_sweeps, plan
 from tools.sweep import prepared_data, report_section, sweep_markdown, waiting
-from tools.trained_grid import (activation_verdict, advice_verdict, best_rates, grid_markdown,
-                                search_test, seeded_runs, spearman_interval)
+from tools.trained_grid import best_rates, spearman_interval
 
 SWEEPS = os.path.join(ROOT, "sweeps.yaml")
 PARAMS = os.path.join(ROOT, "params.yaml")
@@ -256,7 +254,7 @@ def grid_study(tmp_path, overrides):
     return load_study(str(path))
 
 
-def test_the_trained_grid_queues_every_cell_and_then_each_at_its_best_rate(tmp_path):
+def test_the_trained_grid_queues_every_cell_at_each_rate(tmp_path):
     parsed = load_sweeps(SWEEPS)
     grid = parsed["trained_grid"]
     cells = {f"{a}-{i}" for a in grid["activations"] for i in grid["initializers"]}
@@ -272,26 +270,6 @@ def test_the_trained_grid_queues_every_cell_and_then_each_at_its_best_rate(tmp_p
         assert study.train.seeds == (0,) and study.model.batch_norm is False
         assert study.model.residual_scale == "skipinit"
         assert study.experiments["tanh-lsuv"].initializer == "lsuv"
-    best = {"relu6-he_normal": 0.01, "tanh-glorot_normal": 0.1}  # the rest learned nothing
-    seeds = grid_seeds_plan(parsed, best)
-    check_plan(seeds, PARAMS)
-    study = grid_study(tmp_path, seeds[0][1])
-    # seed 0 at the best rate is the search's own run: the seeds step trains the others
-    assert seeds[0][0] == "grid-seeds" and study.train.seeds == (1, 2)
-    assert {n: e.learning_rate for n, e in study.experiments.items()} == best
-    with pytest.raises(StudyError, match="no cell learned at any rate"):
-        grid_seeds_plan(parsed, {})
-    one_seed = {**parsed, "trained_grid": {**grid, "seeds": (0,)}}
-    with pytest.raises(StudyError, match=r"trained_grid.seeds = \[0\]: the rate search"):
-        grid_seeds_plan(one_seed, best)
-
-
-def test_a_seeded_cell_takes_its_first_seed_from_the_search_at_its_best_rate():
-    grid = {"seeds": (0, 1, 2)}
-    search = {"a": {0.01: {"test_accuracy": 0.3}, 0.1: {"test_accuracy": 0.4}},
-              "b": {0.01: {"test_accuracy": 0.1}}}
-    runs = {"a": {1: 0.41, 2: 0.42}}  # b learned at no rate, so the seeds step left it out
-    assert seeded_runs(grid, search, {"a": 0.1}, runs) == {"a": {0: 0.4, 1: 0.41, 2: 0.42}}
 
 
 def test_each_cells_best_rate_is_its_best_validation_and_chance_gets_no_seeds():
@@ -305,34 +283,6 @@ def test_each_cells_best_rate_is_its_best_validation_and_chance_gets_no_seeds():
                         "c": "diverged at every rate", "d": "not run"}
 
 
-def blocked(groups):
-    return seed_analysis(groups)["blocked"]
-
-
-def test_the_advice_is_confirmed_contradicted_or_undecided_by_the_blocked_intervals():
-    noise = [(0.0, 0.01, -0.01), (0.01, -0.012, 0.002), (-0.008, 0.0, 0.008)]  # sd ~0.01
-
-    def cells(**means):
-        return {i: {s: m + d for s, d in enumerate(noise[k])}
-                for k, (i, m) in enumerate(means.items())}
-    seeds = cells(x=0.5)["x"]
-    far = cells(he_normal=0.60, glorot_normal=0.40, lecun_normal=0.41)
-    assert advice_verdict("he_normal", blocked(far)).startswith("confirmed")
-    assert advice_verdict("glorot_normal", blocked(far)) == \
-        "contradicted: he_normal significantly better"
-    close = cells(he_normal=0.50, glorot_normal=0.505, lecun_normal=0.30)
-    assert advice_verdict("he_normal", blocked(close)) == \
-        "undecided: none significantly better; it beats lecun_normal"
-    # the advised initializer not among those that trained
-    assert activation_verdict("relu", "he_normal", {"glorot_normal": seeds},
-                              {"relu-he_normal": "stuck at chance at every rate"})[1] == \
-        "contradicted: he_normal stuck at chance at every rate, glorot_normal trained"
-    assert activation_verdict("relu", "he_normal", {}, {"relu-he_normal": "not run"})[1] == \
-        "undecided: no initializer trained (he_normal not run)"
-    assert activation_verdict("relu", "he_normal", {"glorot_normal": seeds}, {})[1] == \
-        "undecided: he_normal is not in the plan"
-
-
 def test_the_step0_rank_correlation_has_an_interval_around_it():
     drift = [0.1, 0.5, 0.9, 1.5, 2.0, 4.0]
     assert spearman_interval(drift[:3], [0.5, 0.4, 0.3]) is None  # too few cells
@@ -341,47 +291,6 @@ def test_the_step0_rank_correlation_has_an_interval_around_it():
     mixed = spearman_interval(drift, [0.3, 0.6, 0.1, 0.5, 0.2, 0.4])
     assert mixed["ci_low"] < mixed["rho"] < mixed["ci_high"]
     assert mixed["ci_low"] < 0 < mixed["ci_high"]  # six cells in no order decide nothing
-
-
-def test_the_trained_grid_table_marks_each_cell_and_the_advice():
-    grid = {"activations": ("relu", "tanh"), "initializers": ("he_normal", "glorot_normal"),
-            "learning_rates": [0.01, 0.1], "seeds": (0, 1, 2)}
-    search = {"relu-he_normal": {0.01: metrics(0.40, test=0.4), 0.1: metrics(0.50, test=0.5)},
-              "relu-glorot_normal": {0.01: metrics(0.30, test=0.3),
-                                     0.1: metrics(None, diverged=1)},
-              "tanh-he_normal": {0.01: metrics(0.10, test=0.1), 0.1: metrics(0.11, test=0.1)},
-              "tanh-glorot_normal": {0.01: metrics(0.35, test=0.3),
-                                     0.1: metrics(0.30, test=0.3)}}
-    best, left_out = best_rates(search, band=0.124)
-    seeded = {"relu-he_normal": {0: 0.50, 1: 0.52, 2: 0.51},
-              "relu-glorot_normal": {0: 0.30, 1: 0.31, 2: 0.29},
-              "tanh-glorot_normal": {0: 0.35, 1: 0.36, 2: 0.34}}
-    lines = grid_markdown(grid, search, best, left_out, seeded,
-                          {"relu": "he_normal", "tanh": "glorot_normal"},
-                          {"relu-he_normal": 0.2, "relu-glorot_normal": 0.9,
-                           "tanh-glorot_normal": 0.5}, 0.124, "settings line",
-                          {"relu-glorot_normal": [2]})
-    text = "\n".join(lines)
-    assert "### relu\n\nThe reference: he_normal. Verdict: confirmed: significantly better " \
-           "than every other." in text
-    assert "| he_normal | 0.400 | 0.500 | 0.1 | 0.510 | [" in text
-    assert "| glorot_normal | 0.300 | diverged | 0.01 | 0.300 (seed 2 diverged) | [" in text
-    assert "] | 0.90 |" in text and "] | 0.20 |" in text  # step-0 drift beside the accuracy
-    assert "The reference: glorot_normal. Verdict: confirmed: the only initializer that " \
-           "trained. Learned at no rate (stuck at chance or diverged; rows below), so no seeds: " \
-           "he_normal." in text
-    assert "| he_normal | 0.100 | 0.110 | - | stuck at chance at every rate (best val 0.110) " \
-           "| - | - |" in text
-    # three seeded cells, four searched ones (tanh-he_normal stuck): too few either way
-    assert "- the seeded cells, mean over the seeds: too few cells (3)" in text
-    assert "seed 0 at its best rate: too few cells (3)" in text  # tanh-he_normal: no drift
-
-
-def test_step0_is_set_beside_every_searched_cell_stuck_ones_included():
-    search = {"a": {0.01: metrics(0.30, test=0.31), 0.1: metrics(0.45, test=0.44)},
-              "b": {0.01: metrics(0.10, test=0.10)},
-              "c": {0.01: metrics(None, diverged=1)}}
-    assert search_test(search) == {"a": 0.44, "b": 0.10}  # c diverged at every rate
 
 
 def test_queueing_again_skips_the_experiments_dvcs_queue_already_holds():

@@ -9,8 +9,8 @@ sweeps.yaml:
   bn_free:  {fans: [keras|per_channel, ...], set: {param: value}}   one per fan, BN off
   trained_grid: {activations, initializers, learning_rates, seeds, set}   every activation x
             initializer cell as an experiment: one queued experiment per rate on the first
-            seed (`trained_grid`), then one with each cell at its best rate on every seed
-            (`trained_grid_seeds`, from the first step's finished experiments)
+            seed; what follows (brackets, longer budgets, seeds) is worked out from its
+            per-run tables (`python -m tools.sweep next trained_grid NAME..`)
 """
 import shutil
 import tempfile
@@ -23,14 +23,11 @@ from initstudy.initializers import DEPTHWISE_FANS, INITIALIZERS
 
 SWEEPS = "sweeps.yaml"
 RATE_PLANS = ("lr", "lr_seeds")  # one experiment per learning rate
-SECTIONS = (*RATE_PLANS, "bn_free", "trained_grid")  # sweeps.yaml's plans
-# trained_grid_seeds: the trained grid's second step, queued from its first step's results
-PLANS = (*SECTIONS, "trained_grid_seeds")
+PLANS = (*RATE_PLANS, "bn_free", "trained_grid")  # sweeps.yaml's plans
 # how far each plan's experiments run: the seed plans up to the report, whose per-run results
 # and seed analysis their tables use; the others to the per-experiment metrics
 TARGETS = {"lr": "evaluate", "lr_seeds": "report", "bn_free": "evaluate",
-           "trained_grid": "evaluate", "trained_grid_seeds": "report"}
-GRID_SEEDS = "grid-seeds"  # the trained grid's second step's one experiment
+           "trained_grid": "evaluate"}
 GRID_KEYS = ("activations", "initializers", "learning_rates", "seeds", "set")
 
 
@@ -81,11 +78,11 @@ def parse_sweeps(sweeps):
     try:
         if not isinstance(sweeps, dict):
             raise StudyError(f"must be a mapping with keys add_experiments, "
-                             f"{', '.join(SECTIONS)}")
-        unknown = sorted(map(str, set(sweeps) - {"add_experiments", *SECTIONS}))
+                             f"{', '.join(PLANS)}")
+        unknown = sorted(map(str, set(sweeps) - {"add_experiments", *PLANS}))
         if unknown:
             raise StudyError(f"unknown key(s) {', '.join(unknown)}: allowed are "
-                             f"add_experiments, {', '.join(SECTIONS)}")
+                             f"add_experiments, {', '.join(PLANS)}")
         parsed = {"add_experiments": _added(sweeps.get("add_experiments"))}
         for name in RATE_PLANS:
             p = section(sweeps, name, ("learning_rates", "set"))
@@ -141,26 +138,9 @@ def grid_cells(grid):
             for a in grid["activations"] for i in grid["initializers"]}
 
 
-def grid_seeds_plan(sweeps, best_rates, params=PARAMS):
-    """The trained grid's second step: one experiment, each cell in `best_rates` ({cell:
-    rate}; cells that learned at no rate are left out) at its own rate, on every seed but the
-    first: the rate search already trained that one with the same params, and training is
-    deterministic (the same params give the same weights)."""
-    grid = sweeps["trained_grid"]
-    if len(grid["seeds"]) < 2:
-        raise StudyError(f"trained_grid.seeds = {list(grid['seeds'])}: the rate search trained "
-                         "the only seed; list two or more for a seeds step")
-    cells = {name: {**cell, "learning_rate": best_rates[name]}
-             for name, cell in grid_cells(grid).items() if name in best_rates}
-    if not cells:
-        raise StudyError("trained_grid: no cell learned at any rate, so none is worth seeds")
-    return [(GRID_SEEDS, [f"train.seeds={hydra(list(grid['seeds'][1:]))}",
-                            *grid_overrides(grid, cells, params)])]
-
-
 def plan(sweeps, name, params=PARAMS):
     """(experiment name, its -S overrides) for every queued experiment of a plan (the trained
-    grid's first step for trained_grid; its second step is grid_seeds_plan)."""
+    grid's rate search for trained_grid; what follows is `tools.sweep next`)."""
     if name == "trained_grid":
         grid = sweeps["trained_grid"]
         common = grid_overrides(grid, grid_cells(grid), params)

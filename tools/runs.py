@@ -30,7 +30,7 @@ from initstudy.runner import run_stage
 RUNS = os.path.join("findings", "runs")
 COLUMNS = ("experiment", "initializer", "activation", "optimizer", "learning_rate", "schedule",
            "epochs", "steps", "batch_size", "seed", "diverged", "val_accuracy", "test_accuracy",
-           "test_accuracy_raw", "data")
+           "test_accuracy_raw", "data", "classes", "val_images")
 INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
 SEEDS_MD = os.path.join("findings", "seeds.md")
 RATES_MD = os.path.join("findings", "rates.md")
@@ -62,7 +62,8 @@ def run_rows(study, manifest, runs_by_experiment):
                          "val_accuracy": r.get("val_accuracy"),
                          "test_accuracy": r.get("test_accuracy"),
                          "test_accuracy_raw": r.get("test_accuracy_raw"),
-                         "data": data_id(manifest)})
+                         "data": data_id(manifest), "classes": len(manifest["classes"]),
+                         "val_images": manifest["splits"]["validation"]["count"]})
     return rows
 
 

@@ -5,26 +5,28 @@ sweeps.yaml's `add_experiments`, with the plan's `set` overrides (tools/plans.py
   lr_seeds the same at `lr_seeds.learning_rates` (the best ones) with more seeds
   bn_free  one per `bn_free.fans` entry, batch_norm false, the study's learning rate
 
-  trained_grid        every activation x initializer cell, BN off, one experiment per rate
-  trained_grid_seeds  then each cell at its best rate on the other seeds (tools/trained_grid.py)
+  trained_grid every activation x initializer cell, BN off, one experiment per rate; then
+               what its per-run tables leave open (tools/trained_grid.py): rates not yet
+               bracketed, cells at chance without a longer budget, seeds
 
 Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.queue 1)
        python -m tools.sweep table lr|lr_seeds|bn_free   (the finished experiments' table)
        python -m tools.sweep queue trained_grid          (then: python -m tools.queue 2)
-       python -m tools.sweep queue trained_grid_seeds    (then: python -m tools.queue 1)
-       python -m tools.sweep table trained_grid          (findings/trained_grid.md)
+       python -m tools.sweep next trained_grid NAME..    the `dvc exp run --queue` commands
+                                     that would settle what the named per-run tables
+                                     (findings/runs/NAME.tsv) leave open
+       python -m tools.sweep table trained_grid NAME..   findings/trained_grid.md from them
 Queueing skips an experiment that already finished or is in DVC's queue, so an interrupted
 plan resumes and queueing twice does not train twice. It refuses while params.yaml differs from
 HEAD (a failed `dvc exp run -S` leaves its overrides there): each queued experiment would
 carry them.
 """
-import json
 import math
 import os
 import subprocess
 import sys
 
-from initstudy.config import learning_rate, load_study
+from initstudy.config import PARAMS, learning_rate, load_study, read_yaml
 from initstudy.errors import StudyError
 from initstudy.files import read_tsv, write_text
 from initstudy.formatting import fmt
@@ -32,9 +34,9 @@ from initstudy.runner import run_stage
 from initstudy.shards import PREPARED, load_manifest
 from initstudy.stats import noise_limit
 from tools.dvc import dvc, dvc_json, require_dvc, require_params_at_head
-from tools.plans import (GRID_SEEDS, PLANS, RATE_PLANS, TARGETS, cell_name, check_plan,
-                         grid_seeds_plan, load_sweeps, plan)
-from tools.trained_grid import best_rates, grid_markdown, search_results, seeded_runs
+from tools.plans import (PLANS, RATE_PLANS, TARGETS, cell_name, check_plan, grid_cells,
+                         grid_overrides, hydra, load_sweeps, plan)
+from tools.trained_grid import grid_markdown, next_runs
 
 
 def prepared_data():
@@ -197,42 +199,76 @@ def finished(runs, found):
     return {exp: found[exp] for exp, _ in runs}
 
 
-def grid_search(sweeps, found):
-    """The trained grid's rate search, finished: (search results, best rates, cells left
-    out, the chance band)."""
-    found = finished(plan(sweeps, "trained_grid"), found)
-    band = chance_band(next(iter(found.values()))[0], prepared_data()[0])
-    search = search_results(sweeps["trained_grid"], found)
-    return (search, *best_rates(search, band), band)
+def published_advice():
+    """The reference's closing table: {activation: initializer}."""
+    return read_yaml(os.path.join("reference", "published.yaml"))["advice"]
 
 
-def grid_table(sweeps):
-    import yaml
+def grid_table(sweeps, names):
+    """findings/trained_grid.md from the grid's per-run tables (findings/runs/NAME.tsv)."""
+    from tools.runs import read_runs
 
-    grid = sweeps["trained_grid"]
-    found = exp_show()
-    search, best, left_out, band = grid_search(sweeps, found)
-    if GRID_SEEDS not in found:
-        raise StudyError(f"{GRID_SEEDS} is not finished: python -m tools.sweep queue "
-                         "trained_grid_seeds, then python -m tools.queue 1")
-    summary = json.loads(committed_file(GRID_SEEDS, "report/summary.json"))
-    seeded = seeded_runs(grid, search, best, {
-        e["experiment"]: {r["seed"]: r["test_accuracy"] for r in e["runs"]
-                          if not r["diverged"] and r["test_accuracy"] is not None}
-        for e in summary["experiments"]})
-    diverged = {e["experiment"]: [r["seed"] for r in e["runs"] if r["diverged"]]
-                for e in summary["experiments"]}
-    fan = grid["set"].get("model.depthwise_fan", load_study().model.depthwise_fan)
+    grid, params = sweeps["trained_grid"], read_yaml(PARAMS)
+    fan = grid["set"].get("model.depthwise_fan", params["model"]["depthwise_fan"])
     step0 = {cell_name(c["activation"], c["initializer"]): float(c["drift"])
              for c in read_tsv(os.path.join("grid", "cells.tsv"))
              if c["batch_norm"] is False and c["depthwise_fan"] == fan}  # read_tsv parses bools
-    with open(os.path.join("reference", "published.yaml")) as f:
-        advice = yaml.safe_load(f)["advice"]
-    lines = grid_markdown(grid, search, best, left_out, seeded, advice, step0, band,
-                          summary["settings"], diverged)
-    text = "\n".join(lines) + "\n"
+    rows = [r for n in names for r in read_runs(n)]
+    text = grid_markdown(rows, published_advice(), step0, grid_settings(grid, params, names),
+                         networks(grid, params))
     write_text(os.path.join("findings", "trained_grid.md"), text)
     print(text)
+
+
+def grid_settings(grid, params, names):
+    """The line that says what the grid trained, from its plan's overrides."""
+    def value(key):
+        section, name = key.split(".")
+        return hydra(grid["set"].get(key, params[section][name]))
+    return (f"Built by `python -m tools.sweep table trained_grid {' '.join(names)}` from the "
+            f"committed per-run tables. {value('prepare.max_per_class')} images per class "
+            f"({value('prepare.validation_per_class')} of them validate), "
+            f"{value('model.image_size')}px, batch {value('train.batch_size')}, plain SGD, "
+            f"{value('train.schedule')} schedule, batch_norm {value('model.batch_norm')}, "
+            f"depthwise_fan {value('model.depthwise_fan')}, residual_scale "
+            f"{value('model.residual_scale')}.")
+
+
+def networks(grid, params):
+    """How the step-0 grid's network differs from the trained one ("" if it does not)."""
+    trained = {"image size": grid["set"].get("model.image_size", params["model"]["image_size"]),
+               "residual scale": grid["set"].get("model.residual_scale",
+                                                 params["model"]["residual_scale"])}
+    step0 = {"image size": params["grid"]["image_size"], "residual scale": "none"}
+    differ = [f"{k} {step0[k]} at step 0, {trained[k]} trained" for k in trained
+              if str(step0[k]) != str(trained[k])]
+    return ("the step-0 drift is measured on another network than the trained one ("
+            + "; ".join(differ) + ")") if differ else ""
+
+
+def grid_next(sweeps, names):
+    """The `dvc exp run --queue` commands that would settle the grid (tools.trained_grid
+    .next_runs), printed for the user to run: DVC's queue and run cache make them resumable."""
+    import shlex
+
+    from tools.runs import read_runs
+
+    grid = sweeps["trained_grid"]
+    rows = [r for n in names for r in read_runs(n)]
+    epochs = grid["set"].get("train.epochs", read_yaml(PARAMS)["train"]["epochs"])
+    todo = next_runs(rows, published_advice(), list(grid["seeds"]))
+    for why, cells, factor, seeds in todo:
+        exp = ("grid-long" if factor > 1 else "grid-seeds" if why.startswith("seeds") else
+               f"grid-edge-{next(iter(cells.values())):g}".replace(".", "p"))
+        plan_ = {**grid, "set": {**grid["set"], "train.epochs": epochs * factor,
+                                 "train.seeds": seeds}}
+        overrides = grid_overrides(plan_, {c: {**grid_cells(grid)[c], "learning_rate": rate}
+                                           for c, rate in cells.items()})
+        print(f"# {why}: {', '.join(cells)}")
+        print(" ".join(["dvc", "exp", "run", "--queue", "-n", exp]
+                       + [f"-S {shlex.quote(o)}" for o in overrides] + ["evaluate"]))
+    print("# then: python -m tools.queue 1; per experiment: dvc exp apply NAME && "
+          "python -m tools.runs export NAME" if todo else "# nothing left: the grid is settled")
 
 
 def waiting(status_table):
@@ -277,26 +313,20 @@ def table(name, runs):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("queue", "table") or sys.argv[2] not in PLANS:
-        raise StudyError(f"usage: python -m tools.sweep queue|table {'|'.join(PLANS)} "
-                         f"(got {' '.join(sys.argv[1:]) or 'nothing'})")
-    action, name = sys.argv[1:]
+    action, name, names = (sys.argv[1:3] + [None, None])[:2] + [sys.argv[3:]]
+    grid = name == "trained_grid"
+    if (action not in ("queue", "table", "next") or name not in PLANS or bool(names) != (
+            grid and action != "queue") or (action == "next" and not grid)):
+        raise StudyError("usage: python -m tools.sweep queue|table lr|lr_seeds|bn_free, "
+                         "queue trained_grid, table|next trained_grid NAME [NAME ...] (got "
+                         f"{' '.join(sys.argv[1:]) or 'nothing'})")
     sweeps = load_sweeps()
+    if grid and action != "queue":  # from the committed per-run tables only
+        return (grid_table if action == "table" else grid_next)(sweeps, names)
     require_dvc()
     if action == "queue":  # before anything is read or queued
         require_params_at_head("every experiment queued now would carry it")
-    if name == "trained_grid" and action == "table":
-        grid_table(sweeps)
-    elif name == "trained_grid_seeds":
-        if action == "table":
-            raise StudyError("the trained grid has one table: python -m tools.sweep table "
-                             "trained_grid")
-        best, left_out = grid_search(sweeps, exp_show())[1:3]
-        for cell, why in left_out.items():
-            print(f"{cell}: no seeds ({why})")
-        queue(name, grid_seeds_plan(sweeps, best))
-    else:
-        (queue if action == "queue" else table)(name, plan(sweeps, name))
+    (queue if action == "queue" else table)(name, plan(sweeps, name))
 
 
 if __name__ == "__main__":
