@@ -10,7 +10,7 @@ from tools import runs
 BASE = {"initializer": "x", "activation": "relu6", "optimizer": "sgd", "learning_rate": 0.05,
         "schedule": "cosine", "epochs": 2, "steps": 1408, "batch_size": 64, "diverged": 0,
         "val_accuracy": 0.5, "test_accuracy_raw": 0.5, "data": "abc123def456",
-        "classes": 10, "val_images": 5000}
+        "classes": 10, "val_images": 5000, "cpu": "AMD EPYC (avx2)"}
 
 
 def table(tmp_path, name, accuracies, seeds, **changes):
@@ -81,6 +81,7 @@ def test_export_writes_one_row_per_run_of_the_committed_report(in_tmp):
     assert {(r["experiment"], int(r["seed"])): r["test_accuracy"] for r in rows} == want
     assert {r["steps"] for r in rows} == {704 * 2} and {r["data"] for r in rows} == {"f" * 12}
     assert {(r["classes"], r["val_images"]) for r in rows} == {(10, 5000)}  # the chance band
+    assert {r["cpu"] for r in rows} == {runs.cpu_kind()} and "(" in runs.cpu_kind()
 
     # an experiment run to `evaluate` leaves the earlier report in place: each evaluate
     # stage's runs.json is what it trained, never the stale report beside it

@@ -28,7 +28,8 @@ def run(cell, rate, seed, val, test=None, steps=STEPS, diverged=0):
             "steps": steps, "batch_size": 64, "seed": seed, "diverged": diverged,
             "val_accuracy": None if diverged else val,
             "test_accuracy": None if diverged else (val if test is None else test),
-            "test_accuracy_raw": None, "data": "abc123def456", "classes": 10, "val_images": 1000}
+            "test_accuracy_raw": None, "data": "abc123def456", "classes": 10, "val_images": 1000,
+            "cpu": "AMD EPYC (avx512f)"}
 
 
 def search(cell, vals):
@@ -156,6 +157,7 @@ def test_the_commands_build_the_table_and_queue_what_is_open_from_the_committed_
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "findings" / "trained_grid.md").read_text()
     assert text.startswith("Built by `python -m tools.sweep table trained_grid grid-a`")
+    assert "batch_norm false," in text and "CPU: AMD EPYC (avx512f)." in text
     assert "| 5.15 |" in text and "| 2.05 |" in text  # the drift read from grid/cells.tsv
     assert "**Cross-network**: the step-0 drift is measured on another network" in text
     todo = sweep("next", "trained_grid", "grid-a")

@@ -30,7 +30,7 @@ from initstudy.runner import run_stage
 RUNS = os.path.join("findings", "runs")
 COLUMNS = ("experiment", "initializer", "activation", "optimizer", "learning_rate", "schedule",
            "epochs", "steps", "batch_size", "seed", "diverged", "val_accuracy", "test_accuracy",
-           "test_accuracy_raw", "data", "classes", "val_images")
+           "test_accuracy_raw", "data", "classes", "val_images", "cpu")
 INTEGERS = ("epochs", "steps", "batch_size", "seed", "diverged")  # read_tsv reads floats
 SEEDS_MD = os.path.join("findings", "seeds.md")
 RATES_MD = os.path.join("findings", "rates.md")
@@ -49,7 +49,7 @@ def run_rows(study, manifest, runs_by_experiment):
     from initstudy.training import steps_per_epoch
 
     steps = steps_per_epoch(manifest, study.train.batch_size) * study.train.epochs
-    rows = []
+    rows, cpu = [], cpu_kind()
     for name, runs in runs_by_experiment.items():
         e = study.experiment(name)
         for r in runs:
@@ -63,8 +63,18 @@ def run_rows(study, manifest, runs_by_experiment):
                          "test_accuracy": r.get("test_accuracy"),
                          "test_accuracy_raw": r.get("test_accuracy_raw"),
                          "data": data_id(manifest), "classes": len(manifest["classes"]),
-                         "val_images": manifest["splits"]["validation"]["count"]})
+                         "val_images": manifest["splits"]["validation"]["count"], "cpu": cpu})
     return rows
+
+
+def cpu_kind():
+    """This machine's CPU, as a row names it: model and the best instruction set TensorFlow's
+    kernels use (trained numbers differ between kinds: findings/cpu-kinds.md). The runs a
+    workspace exports trained here unless DVC pulled them from another machine's cache."""
+    from initstudy.device import ISA_FLAGS, cpu_info
+
+    model, flags = cpu_info() or ("unknown", set())
+    return f"{model} ({next((f for f in ISA_FLAGS if f in flags), 'unknown')})"
 
 
 def workspace_runs(study):

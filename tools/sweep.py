@@ -214,14 +214,15 @@ def grid_table(sweeps, names):
              for c in read_tsv(os.path.join("grid", "cells.tsv"))
              if c["batch_norm"] is False and c["depthwise_fan"] == fan}  # read_tsv parses bools
     rows = [r for n in names for r in read_runs(n)]
-    text = grid_markdown(rows, published_advice(), step0, grid_settings(grid, params, names),
+    text = grid_markdown(rows, published_advice(), step0, grid_settings(grid, params, names, rows),
                          networks(grid, params))
     write_text(os.path.join("findings", "trained_grid.md"), text)
     print(text)
 
 
-def grid_settings(grid, params, names):
-    """The line that says what the grid trained, from its plan's overrides."""
+def grid_settings(grid, params, names, rows):
+    """The line that says what the grid trained, from its plan's overrides, and on which
+    CPU kinds (trained numbers differ between them)."""
     def value(key):
         section, name = key.split(".")
         return hydra(grid["set"].get(key, params[section][name]))
@@ -231,7 +232,8 @@ def grid_settings(grid, params, names):
             f"{value('model.image_size')}px, batch {value('train.batch_size')}, plain SGD, "
             f"{value('train.schedule')} schedule, batch_norm {value('model.batch_norm')}, "
             f"depthwise_fan {value('model.depthwise_fan')}, residual_scale "
-            f"{value('model.residual_scale')}.")
+            f"{value('model.residual_scale')}. CPU: "
+            + "; ".join(sorted({r.get("cpu") or "not recorded" for r in rows})) + ".")
 
 
 def networks(grid, params):
