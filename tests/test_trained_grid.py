@@ -114,7 +114,7 @@ def test_the_table_marks_each_cell_counts_repeats_once_and_recomputes_the_correl
     assert "| he_normal | 0.400 | 0.500 | diverged | 0.1 | diverged above | 0.510 (3 seeds) | [" \
         in text
     assert "| glorot_normal | 0.100 | 0.101 | - | - | - | did not leave chance in 1570 steps " \
-        "(best val 0.100) | - | 7.00 |" in text
+        "(best val 0.100) | - | 0.100 after 1570 steps at lr 0.1 | 7.00 |" in text
     assert "| glorot_normal | 0.130 | 0.180 | - | 0.1 | at the top rate (unbracketed) | 0.180" \
         in text
     assert "relu6-he_normal = relu-he_normal, relu6-glorot_normal = relu-glorot_normal" in text

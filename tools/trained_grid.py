@@ -153,7 +153,7 @@ def grid_analysis(rows):
     brackets = {c: bracket(search[c], best[c]) for c in best}
     stuck = {c: stuck_note(rows, c, steps, band) for c, why in left_out.items()
              if why.startswith("stuck")}
-    return {"cells": cells, "steps": steps, "seed": seed, "band": band, "search": search,
+    return {"rows": rows, "cells": cells, "steps": steps, "seed": seed, "band": band, "search": search,
             "best": best, "left_out": left_out, "seeded": seeded, "diverged": diverged,
             "brackets": brackets, "stuck": stuck, "same": identical_cells(rows, cells)}
 
@@ -264,12 +264,14 @@ def activation_section(g, activation, advised, step0):
                       "counted once below): "
                       + ", ".join(f"{c} = {g['same'][c]}" for c in repeats) + ".")
     lines += ["", "| initializer | " + " | ".join(f"val at lr {r:g}" for r in rates)
-              + " | best lr | bracket | test acc over seeds | 95% interval | step-0 drift |",
-              "|---" * (len(rates) + 6) + "|"]
+              + " | best lr | bracket | test acc over seeds | 95% interval | val, longer "
+              "budget | step-0 drift |", "|---" * (len(rates) + 7) + "|"]
     for initializer, cell in cells.items():
-        drift = step0.get(cell)
+        drift, longer = step0.get(cell), longest(g["rows"], cell, g["steps"])
         lines.append(f"| {initializer} | " + " | ".join(search_columns(g["search"][cell], rates))
                      + f" | {seeded_columns(g, cell)} | "
+                     + ("-" if longer is None else f"{longer['val_accuracy']:.3f} after "
+                        f"{longer['steps']} steps at lr {longer['learning_rate']:g}") + " | "
                      + ("-" if drift is None else f"{drift:.2f}") + " |")
     if analysis:
         trained = [c for c in cells.values() if g["seeded"].get(c)]
