@@ -163,13 +163,37 @@ def test_the_commands_build_the_table_and_queue_what_is_open_from_the_committed_
     todo = sweep("next", "trained_grid", "grid-a")
     assert todo.returncode == 0, todo.stderr
     edge, long_ = [line for line in todo.stdout.splitlines() if line.startswith("dvc ")]
-    assert edge.startswith("dvc exp run --queue -n grid-edge-0p3 -S model.batch_norm=false")
+    assert edge.startswith("dvc exp run --queue -n grid-edge-0p3-")
+    assert " -S model.batch_norm=false " in edge
     assert " -S train.epochs=2 " in edge and " -S 'train.seeds=[0]' " in edge
     assert edge.endswith(" -S '~experiments.lecun_normal' -S '+experiments.tanh-glorot_normal="
                          "{initializer: glorot_normal, activation: tanh, learning_rate: 0.3}' "
                          "evaluate")
-    assert long_.startswith("dvc exp run --queue -n grid-long ")
+    assert long_.startswith("dvc exp run --queue -n grid-long-")
+    assert todo.stdout == sweep("next", "trained_grid", "grid-a").stdout  # the same names
     assert " -S train.epochs=10 " in long_ and "relu6-he_normal={initializer: he_normal, " \
         "activation: relu6, learning_rate: 0.1}" in long_
     bad = sweep("next", "trained_grid")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "usage" in bad.stderr
+
+
+def test_every_committed_trained_grid_page_is_rebuilt_from_its_rows(tmp_path):
+    """Each findings page `tools.sweep table trained_grid` wrote from per-run tables is what
+    it builds now from the tables its first line names, correlation included."""
+    import glob
+
+    built = [p for p in sorted(glob.glob(os.path.join(ROOT, "findings", "*.md")))
+             if open(p).read().startswith("Built by `python -m tools.sweep table trained_grid ")]
+    assert built
+    for f in ("params.yaml", "sweeps.yaml", "reference", "grid", runs.RUNS):
+        copy = shutil.copytree if os.path.isdir(os.path.join(ROOT, f)) else shutil.copy
+        copy(os.path.join(ROOT, f), tmp_path / f)
+    for path in built:
+        text = open(path).read()
+        args = text.split("`python -m tools.sweep table trained_grid ")[1].split("`")[0].split()
+        done = subprocess.run([sys.executable, "-m", "tools.sweep", "table", "trained_grid",
+                               *args], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": ROOT})
+        assert done.returncode == 0, done.stderr
+        rel = os.path.relpath(path, ROOT)
+        assert (tmp_path / rel).read_text() == text, rel

@@ -15,7 +15,8 @@ Usage: python -m tools.sweep queue lr|lr_seeds|bn_free   (then: python -m tools.
        python -m tools.sweep next trained_grid NAME..    the `dvc exp run --queue` commands
                                      that would settle what the named per-run tables
                                      (findings/runs/NAME.tsv) leave open
-       python -m tools.sweep table trained_grid NAME..   findings/trained_grid.md from them
+       python -m tools.sweep table trained_grid [--out PATH] NAME..
+                                     findings/trained_grid.md (or PATH) from them
 Queueing skips an experiment that already finished or is in DVC's queue, so an interrupted
 plan resumes and queueing twice does not train twice. It refuses while params.yaml differs from
 HEAD (a failed `dvc exp run -S` leaves its overrides there): each queued experiment would
@@ -205,8 +206,18 @@ def published_advice():
 
 
 def grid_table(sweeps, names):
-    """findings/trained_grid.md from the grid's per-run tables (findings/runs/NAME.tsv)."""
+    """findings/trained_grid.md (or `--out PATH`, the first of `names`) from the grid's
+    per-run tables (findings/runs/NAME.tsv)."""
     from tools.runs import read_runs
+
+    out = os.path.join("findings", "trained_grid.md")
+    if names[0] == "--out":
+        if len(names) < 3 or not names[1].endswith(".md"):
+            raise StudyError(f"--out {' '.join(names[1:2])}: give a .md path, then the tables")
+        out, names = names[1], names[2:]
+        command = f"--out {out} {' '.join(names)}"
+    else:
+        command = " ".join(names)
 
     grid, params = sweeps["trained_grid"], read_yaml(PARAMS)
     fan = grid["set"].get("model.depthwise_fan", params["model"]["depthwise_fan"])
@@ -214,19 +225,19 @@ def grid_table(sweeps, names):
              for c in read_tsv(os.path.join("grid", "cells.tsv"))
              if c["batch_norm"] is False and c["depthwise_fan"] == fan}  # read_tsv parses bools
     rows = [r for n in names for r in read_runs(n)]
-    text = grid_markdown(rows, published_advice(), step0, grid_settings(grid, params, names, rows),
-                         networks(grid, params))
-    write_text(os.path.join("findings", "trained_grid.md"), text)
+    text = grid_markdown(rows, published_advice(), step0,
+                         grid_settings(grid, params, command, rows), networks(grid, params))
+    write_text(out, text)
     print(text)
 
 
-def grid_settings(grid, params, names, rows):
+def grid_settings(grid, params, command, rows):
     """The line that says what the grid trained, from its plan's overrides, and on which
     CPU kinds (trained numbers differ between them)."""
     def value(key):
         section, name = key.split(".")
         return hydra(grid["set"].get(key, params[section][name]))
-    return (f"Built by `python -m tools.sweep table trained_grid {' '.join(names)}` from the "
+    return (f"Built by `python -m tools.sweep table trained_grid {command}` from the "
             f"committed per-run tables. {value('prepare.max_per_class')} images per class "
             f"({value('prepare.validation_per_class')} of them validate), "
             f"{value('model.image_size')}px, batch {value('train.batch_size')}, plain SGD, "
@@ -251,6 +262,7 @@ def networks(grid, params):
 def grid_next(sweeps, names):
     """The `dvc exp run --queue` commands that would settle the grid (tools.trained_grid
     .next_runs), printed for the user to run: DVC's queue and run cache make them resumable."""
+    import hashlib
     import shlex
 
     from tools.runs import read_runs
@@ -260,8 +272,12 @@ def grid_next(sweeps, names):
     epochs = grid["set"].get("train.epochs", read_yaml(PARAMS)["train"]["epochs"])
     todo = next_runs(rows, published_advice(), list(grid["seeds"]))
     for why, cells, factor, seeds in todo:
-        exp = ("grid-long" if factor > 1 else "grid-seeds" if why.startswith("seeds") else
-               f"grid-edge-{next(iter(cells.values())):g}".replace(".", "p"))
+        # named by what it trains: printed twice, the same experiment, which DVC refuses to
+        # queue twice under one name; a later round's is another
+        kind = ("long" if factor > 1 else "seeds" if why.startswith("seeds") else
+                f"edge-{next(iter(cells.values())):g}".replace(".", "p"))
+        digest = hashlib.sha1(repr((sorted(cells.items()), seeds)).encode()).hexdigest()[:6]
+        exp = f"grid-{kind}-{digest}"
         plan_ = {**grid, "set": {**grid["set"], "train.epochs": epochs * factor,
                                  "train.seeds": seeds}}
         overrides = grid_overrides(plan_, {c: {**grid_cells(grid)[c], "learning_rate": rate}
